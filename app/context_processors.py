@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+BUNDLED_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def model_info(request: HttpRequest) -> dict[str, str]:
+    """The configured model's name for the page header (nothing is loaded here)."""
+    return {"model_name": settings.HF_MODEL or BUNDLED_MODEL_NAME, "model_task": settings.HF_TASK}

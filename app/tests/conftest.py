@@ -1,0 +1,110 @@
+"""Shared fixtures: a real MongoDB-protocol server, tiny local models, wired-up settings.
+
+Storage tests run through the real PyMongo client against a SecantusDB server started for the
+session on a free port, or against any server named by ``TEST_MONGO_URI`` (e.g. a real mongod).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from app.services import mongo_repo, nlp_service
+from app.services.local_store import start_local_store
+from app.services.mongo_repo import InteractionRepository
+
+pytest_plugins = ["app.tests.conftest_models", "app.tests.browser"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("TEST_MONGO_URI")
+    if external:
+        yield external
+        return
+    folder = tmp_path_factory.mktemp("secantus")
+    store = start_local_store(
+        host="127.0.0.1", port=free_port(), storage_dir=folder / "data", log_file=folder / "secantusd.log"
+    )
+    yield store.uri
+    store.stop()
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"test_hf_ml_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def repo(mongo_uri: str, db_name: str) -> Iterator[InteractionRepository]:
+    """A repository on a fresh database, dropped afterwards."""
+    repository = InteractionRepository(uri=mongo_uri, db_name=db_name, collection_name="interactions", timeout_ms=3000)
+    repository.ensure_indexes()
+    yield repository
+    repository.client.drop_database(db_name)
+    repository.close()
+
+
+@pytest.fixture
+def store_settings(settings: SettingsWrapper, mongo_uri: str, db_name: str) -> Iterator[SettingsWrapper]:
+    """Point the app's process-wide repository at a fresh test database."""
+    settings.MONGO_URI = mongo_uri
+    settings.MONGO_DB_NAME = db_name
+    settings.MONGO_COLLECTION = "interactions"
+    mongo_repo.reset_repository()
+    mongo_repo.get_repository().ensure_indexes()
+    yield settings
+    mongo_repo.reset_repository()
+    cleanup = InteractionRepository(uri=mongo_uri, db_name=db_name, collection_name="interactions")
+    cleanup.client.drop_database(db_name)
+    cleanup.close()
+
+
+@pytest.fixture
+def unreachable_store(settings: SettingsWrapper) -> Iterator[SettingsWrapper]:
+    """A MongoDB URI where nothing listens, with a short selection timeout."""
+    settings.MONGO_URI = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    settings.MONGO_TIMEOUT_MS = 200
+    mongo_repo.reset_repository()
+    yield settings
+    mongo_repo.reset_repository()
+
+
+@pytest.fixture
+def causal_model_settings(settings: SettingsWrapper, tiny_causal_model: Path) -> Iterator[SettingsWrapper]:
+    """Serve the tiny local causal model."""
+    settings.HF_MODEL = str(tiny_causal_model)
+    settings.HF_TASK = "text-generation"
+    nlp_service.reset_services()
+    yield settings
+    nlp_service.reset_services()
+
+
+@pytest.fixture
+def app_settings(store_settings: SettingsWrapper, causal_model_settings: SettingsWrapper) -> SettingsWrapper:
+    """A fully wired app: tiny model + fresh test database."""
+    return store_settings
+
+
+@pytest.fixture
+def other_client() -> Client:
+    """A second visitor with its own session."""
+    return Client()
+
+
+@pytest.fixture(autouse=True)
+def _sessions_db(db: None) -> None:
+    """Sessions live in Django's SQLite database; every view test needs it."""

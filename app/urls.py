@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from app import api, views
+
+app_name = "app"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("prompt/", views.submit_prompt, name="submit_prompt"),
+    path("history/<str:interaction_id>/", views.interaction_detail, name="interaction_detail"),
+    path("api/generate", api.generate, name="api_generate"),
+    path("api/interactions/<str:interaction_id>", api.interaction, name="api_interaction"),
+]

