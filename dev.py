@@ -9,6 +9,7 @@ Both are idempotent: a second run skips every step that is already done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -84,10 +85,8 @@ def command_run(args: list[str]) -> int:
     ensure_dependencies(with_tests=False)
     say("Preparing the database and the model, then starting the server")
     manage("prepare_model", "--skip-warmup")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         manage("serve", *args)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -27,7 +27,7 @@ from app.visitor import visitor_scope
 
 JSON_REQUIRED = "Send the request body as JSON with Content-Type: application/json."
 JSON_MALFORMED = "The request body is not valid JSON."
-JSON_NOT_OBJECT = "The request body must be a JSON object such as {\"prompt\": \"…\", \"params\": {}}."
+JSON_NOT_OBJECT = 'The request body must be a JSON object such as {"prompt": "…", "params": {}}.'
 
 
 def error_response(message: str, status: int, **extra: Any) -> JsonResponse:

@@ -30,9 +30,7 @@ class PromptForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "autofocus": True, "placeholder": "Ask the model anything…"}),
     )
     max_new_tokens = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 1, "max": 1024}))
-    temperature = forms.CharField(
-        required=False, widget=forms.NumberInput(attrs={"min": 0.01, "max": 2, "step": 0.05})
-    )
+    temperature = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 0.01, "max": 2, "step": 0.05}))
     top_p = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 0.01, "max": 1, "step": 0.05}))
     do_sample = forms.BooleanField(required=False)
 

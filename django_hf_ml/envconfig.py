@@ -23,8 +23,22 @@ _COLLECTION_FORBIDDEN = re.compile(r"^\$|\x00|^system\.")
 
 def load_dotenv(path: Path) -> None:
     """Read ``path`` into ``os.environ`` without overriding real environment variables."""
-    if path.is_file():
-        environ.Env.read_env(path, overwrite=False)
+    if not path.is_file():
+        return
+    _refuse_nul_bytes(path)
+    environ.Env.read_env(path, overwrite=False)
+
+
+def _refuse_nul_bytes(path: Path) -> None:
+    """The OS cannot hold NUL in environment values: name the variable instead of crashing."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "\x00" not in line:
+            continue
+        name, _, value = line.partition("=")
+        name = name.strip().removeprefix("export ").strip()
+        if name == "MONGO_DB_NAME":
+            validate_db_name(name, clean(value))
+        raise ImproperlyConfigured(f"{name} in {path} contains a NUL character; remove it.")
 
 
 def clean(value: str) -> str:
@@ -98,5 +112,7 @@ def validate_collection_name(name: str, value: str) -> str:
 
 def validate_mongo_uri(name: str, value: str) -> str:
     if value and not value.startswith(("mongodb://", "mongodb+srv://")):
-        raise ImproperlyConfigured(f"{name} must start with mongodb:// or mongodb+srv:// (got a value starting with {value[:10]!r}).")
+        raise ImproperlyConfigured(
+            f"{name} must start with mongodb:// or mongodb+srv:// (got a value starting with {value[:10]!r})."
+        )
     return value

@@ -36,7 +36,8 @@ if SECRET_KEY in PLACEHOLDER_SECRET_KEYS:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is missing or still the placeholder while DEBUG is off. Generate one with "
-            "`python -c \"import secrets; print(secrets.token_urlsafe(50))\"` and set SECRET_KEY in the environment or .env."
+            '`python -c "import secrets; print(secrets.token_urlsafe(50))"` '
+            "and set SECRET_KEY in the environment or .env."
         )
     SECRET_KEY = DEV_SECRET_KEY
 

@@ -36,7 +36,9 @@ def make(scope: Scope, n: int, **overrides: object) -> Interaction:
 
 
 def test_insert_then_get_round_trips_every_field(repo: InteractionRepository) -> None:
-    stored = make(ALICE, 1, params={"max_new_tokens": 8}, prompt_tokens=3, output_tokens=5, durations_ms={"generate_ms": 12.5})
+    stored = make(
+        ALICE, 1, params={"max_new_tokens": 8}, prompt_tokens=3, output_tokens=5, durations_ms={"generate_ms": 12.5}
+    )
     repo.insert(stored)
     assert repo.get(stored.id, scope=ALICE) == stored
 
@@ -47,8 +49,18 @@ def test_documents_have_the_documented_fields(repo: InteractionRepository) -> No
     doc = repo.collection.find_one({})
     assert doc is not None
     assert set(doc) >= {
-        "_id", "prompt", "output", "model", "task", "params", "prompt_tokens", "output_tokens",
-        "durations_ms", "session_id", "created_at", "status",
+        "_id",
+        "prompt",
+        "output",
+        "model",
+        "task",
+        "params",
+        "prompt_tokens",
+        "output_tokens",
+        "durations_ms",
+        "session_id",
+        "created_at",
+        "status",
     }
     assert doc["created_at"].tzinfo is not None
 
@@ -159,7 +171,10 @@ def test_unreachable_server_raises_store_unavailable() -> None:
     from app.tests.conftest import free_port
 
     repository = InteractionRepository(
-        uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", db_name="x", collection_name="y", timeout_ms=200
+        uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        db_name="x",
+        collection_name="y",
+        timeout_ms=200,
     )
     with pytest.raises(StoreUnavailable):
         repository.count(scope=ALICE)
@@ -170,5 +185,8 @@ def test_client_is_created_once_per_process(repo: InteractionRepository) -> None
 
 
 def test_password_is_redacted_from_uri() -> None:
-    assert redact_uri("mongodb+srv://user:s3cret@cluster0.example.net/db") == "mongodb+srv://user:***@cluster0.example.net/db"
+    assert (
+        redact_uri("mongodb+srv://user:s3cret@cluster0.example.net/db")
+        == "mongodb+srv://user:***@cluster0.example.net/db"
+    )
     assert redact_uri("mongodb://127.0.0.1:27017/") == "mongodb://127.0.0.1:27017/"

@@ -106,7 +106,9 @@ def test_store_down_gives_503_partial(client: Client) -> None:
 
 
 @pytest.mark.usefixtures("store_settings")
-def test_model_down_gives_503_partial_naming_the_model(client: Client, settings: SettingsWrapper, tmp_path: object) -> None:
+def test_model_down_gives_503_partial_naming_the_model(
+    client: Client, settings: SettingsWrapper, tmp_path: object
+) -> None:
     from app.services import nlp_service
 
     settings.HF_MODEL = "/nonexistent/model-folder"

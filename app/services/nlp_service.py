@@ -1,0 +1,614 @@
+"""Text generation with a Hugging Face model, loaded lazily once per process.
+
+``NLPService`` only stores settings when constructed. ``warm_up()`` loads the tokenizer and
+model exactly once (a lock with a double check); a failed load becomes ``ModelUnavailable``
+for the request and is retried after a short back-off. ``generate()`` runs every request
+through one serialized path made of small steps (encode, generate, decode) so batching or
+streaming can replace the middle later.
+
+transformers 5 removed the summarization/translation pipelines, so every seq2seq task
+(including those aliases) runs through ``AutoModelForSeq2SeqLM.generate()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from app.errors import (
+    MODEL_UNAVAILABLE,
+    PROMPT_EMPTY,
+    UNSUPPORTED_TASK,
+    InvalidParams,
+    InvalidPrompt,
+    ModelUnavailable,
+    UnsupportedTask,
+)
+from app.services.bundled_model import BUNDLED_MODEL_ID, ensure_bundled_model
+from app.services.tasks import (
+    ALL_TASK_NAMES,
+    CAUSAL_TASK,
+    normalize_task,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+# --- Tasks -------------------------------------------------------------------------------------
+
+ModelKind = Literal["seq2seq", "causal"]
+
+
+def validate_task(task: str) -> str:
+    """Return the normalized task name or raise ``UnsupportedTask`` listing the supported ones."""
+    normalized = normalize_task(task)
+    if normalized is None:
+        raise UnsupportedTask(UNSUPPORTED_TASK.format(task=task, supported=", ".join(ALL_TASK_NAMES)))
+    return normalized
+
+
+def model_kind(task: str) -> ModelKind:
+    """Which model family a (validated) task needs."""
+    return "causal" if validate_task(task) == CAUSAL_TASK else "seq2seq"
+
+
+# --- Generation parameters ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamBound:
+    """Allowed range of one numeric generation parameter (inclusive unless ``exclusive_minimum``)."""
+
+    kind: type[int] | type[float]
+    minimum: float
+    maximum: float
+    default: float
+    exclusive_minimum: bool = False
+
+    @property
+    def is_whole(self) -> bool:
+        return self.kind is int
+
+    def contains(self, value: float) -> bool:
+        above_minimum = value > self.minimum if self.exclusive_minimum else value >= self.minimum
+        return above_minimum and value <= self.maximum
+
+    def error_message(self, name: str) -> str:
+        noun = "a whole number" if self.is_whole else "a number"
+        low, high = _format_number(self.minimum), _format_number(self.maximum)
+        if self.exclusive_minimum:
+            return f"{name} must be {noun} greater than {low} and at most {high}."
+        return f"{name} must be {noun} between {low} and {high}."
+
+
+SEED_MAX = 2**31 - 1
+PARAM_BOUNDS: dict[str, ParamBound] = {
+    "max_new_tokens": ParamBound(int, 1, 1024, 64),
+    "temperature": ParamBound(float, 0.0, 2.0, 0.7, exclusive_minimum=True),
+    "top_p": ParamBound(float, 0.0, 1.0, 1.0, exclusive_minimum=True),
+    "top_k": ParamBound(int, 0, 1000, 50),
+    "repetition_penalty": ParamBound(float, 1.0, 2.0, 1.0),
+    "num_beams": ParamBound(int, 1, 8, 1),
+}
+SEED_BOUND = ParamBound(int, 0, SEED_MAX, 0)
+PARAM_NAMES: tuple[str, ...] = (*PARAM_BOUNDS, "do_sample", "seed")
+
+TRUE_WORDS = frozenset({"on", "true", "1", "yes"})
+FALSE_WORDS = frozenset({"off", "false", "0", "no", ""})
+DO_SAMPLE_ERROR = "do_sample must be true or false."
+SEED_ERROR = f"seed must be a whole number between 0 and {SEED_MAX}, or empty."
+UNKNOWN_PARAM_ERROR = "Unknown parameter."
+BEAMS_WITH_SAMPLING_ERROR = "num_beams must be 1 when do_sample is on."
+BEAMS_FOR_CAUSAL_ERROR = "num_beams must be 1 for text-generation models."
+
+
+class _BadValue(ValueError):
+    """A single value failed to parse; the caller turns it into a field error."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Validated decoding settings for one request."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+    num_beams: int = 1
+    do_sample: bool = False
+    seed: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, ignore_unknown: bool = False) -> GenerationParams:
+        """Parse form/JSON values; raise ``InvalidParams`` with one message per bad field.
+
+        Missing keys, ``None`` and empty strings take the default. Pass ``ignore_unknown=True``
+        to parse a whole form (prompt, CSRF token…) without listing the other keys as errors.
+        """
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, bound in PARAM_BOUNDS.items():
+            _parse_into(values, errors, name, data, partial(_parse_bounded, name=name, bound=bound))
+        _parse_into(values, errors, "do_sample", data, _parse_bool)
+        _parse_into(values, errors, "seed", data, _parse_seed)
+        if not ignore_unknown:
+            errors.update({key: UNKNOWN_PARAM_ERROR for key in data if key not in PARAM_NAMES})
+        if not errors and values.get("do_sample") and values.get("num_beams", 1) > 1:
+            errors["num_beams"] = BEAMS_WITH_SAMPLING_ERROR
+        if errors:
+            raise InvalidParams(errors)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, int | float | bool | None]:
+        return dataclasses.asdict(self)
+
+    def generate_kwargs(self) -> dict[str, int | float | bool]:
+        """Keyword arguments for ``model.generate``; sampling knobs only when sampling."""
+        kwargs: dict[str, int | float | bool] = {
+            "max_new_tokens": self.max_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
+            "num_beams": self.num_beams,
+            "do_sample": self.do_sample,
+        }
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        return kwargs
+
+
+def check_params_for_task(params: GenerationParams, task: str) -> None:
+    """Reject settings the task's model family cannot use (beam search is seq2seq only)."""
+    if params.num_beams > 1 and model_kind(task) == "causal":
+        raise InvalidParams({"num_beams": BEAMS_FOR_CAUSAL_ERROR})
+
+
+def _parse_into(
+    values: dict[str, Any],
+    errors: dict[str, str],
+    name: str,
+    data: Mapping[str, object],
+    parse: Callable[[object], object],
+) -> None:
+    raw = data.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return
+    try:
+        values[name] = parse(raw)
+    except _BadValue as exc:
+        errors[name] = str(exc)
+
+
+def _parse_bounded(raw: object, name: str, bound: ParamBound) -> int | float:
+    message = bound.error_message(name)
+    number = _to_number(raw, message)
+    if bound.is_whole:
+        if not number.is_integer():
+            raise _BadValue(message)
+        number = int(number)
+    if not bound.contains(number):
+        raise _BadValue(message)
+    return number
+
+
+def _parse_seed(raw: object) -> int:
+    try:
+        return int(_parse_bounded(raw, "seed", SEED_BOUND))
+    except _BadValue:
+        raise _BadValue(SEED_ERROR) from None
+
+
+def _to_number(raw: object, message: str) -> float:
+    """A finite float from an int, float or numeric string; bools are rejected."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise _BadValue(message)
+    try:
+        number = float(raw)
+    except ValueError:
+        raise _BadValue(message) from None
+    if not math.isfinite(number):
+        raise _BadValue(message)
+    return number
+
+
+def _parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise _BadValue(DO_SAMPLE_ERROR)
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# --- Result ------------------------------------------------------------------------------------
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What one ``generate()`` call produced and how long each part took."""
+
+    text: str
+    model: str
+    task: str
+    prompt_tokens: int
+    output_tokens: int
+    load_seconds: float
+    generate_seconds: float
+    total_seconds: float
+    finish_reason: FinishReason
+
+    def to_dict(self) -> dict[str, str | int | float]:
+        return dataclasses.asdict(self)
+
+
+# --- Service -----------------------------------------------------------------------------------
+
+LOAD_RETRY_BACKOFF_SECONDS = 5.0
+FIX_MODEL_SETTING = (
+    "Set HF_MODEL to a local model folder or to a hub id already in the Hugging Face cache, "
+    "and check that HF_TASK matches the model (text2text-generation for T5/BART-style models, "
+    "text-generation for GPT/Llama-style models)."
+)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A tokenizer and model ready for inference."""
+
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+    kind: ModelKind
+    prompt_prefix: str
+    eos_token_ids: frozenset[int]
+    pad_token_id: int | None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The decoded output of one prompt, before timings are added."""
+
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    finish_reason: FinishReason
+
+
+class NLPService:
+    """One model for one task, loaded on first use and shared by every request of the process."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        task: str,
+        token: str | None = None,
+        device: str = "cpu",
+        resolve_source: Callable[[], str | Path] | None = None,
+        retry_backoff_seconds: float = LOAD_RETRY_BACKOFF_SECONDS,
+    ) -> None:
+        """Store settings only. ``resolve_source`` returns the folder/hub id to load when it
+        differs from ``model`` (the bundled model is converted on first load)."""
+        self.model = model
+        self.task = validate_task(task)
+        self.kind: ModelKind = model_kind(self.task)
+        self.device = device
+        self._token = token or None
+        self._resolve_source = resolve_source
+        self._retry_backoff_seconds = retry_backoff_seconds
+        self._loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        self._inference_lock = threading.Lock()
+        self._last_failure: ModelUnavailable | None = None
+        self._last_failure_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"NLPService(model={self.model!r}, task={self.task!r}, loaded={self.is_loaded})"
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    # -- loading --
+
+    def warm_up(self) -> float:
+        """Load the model unless already loaded; return the seconds spent (0.0 if it was loaded)."""
+        if self._loaded is not None:
+            return 0.0
+        with self._load_lock:
+            if self._loaded is not None:
+                return 0.0
+            self._raise_if_backing_off()
+            started = time.perf_counter()
+            self._loaded = self._load_or_raise()
+            elapsed = time.perf_counter() - started
+        logger.info("Loaded model %s (%s) in %.2fs", self.model, self.task, elapsed)
+        return elapsed
+
+    def _raise_if_backing_off(self) -> None:
+        failure = self._last_failure
+        if failure is not None and time.monotonic() - self._last_failure_at < self._retry_backoff_seconds:
+            raise ModelUnavailable(failure.message)
+
+    def _load_or_raise(self) -> LoadedModel:
+        try:
+            loaded = self._load()
+        except Exception as exc:
+            failure = exc if isinstance(exc, ModelUnavailable) else self._unavailable(_describe_failure(exc, self.kind))
+            logger.exception("Loading model %s (%s) failed", self.model, self.task)
+            self._last_failure, self._last_failure_at = failure, time.monotonic()
+            if failure is exc:
+                raise
+            raise failure from exc
+        self._last_failure = None
+        return loaded
+
+    def _load(self) -> LoadedModel:
+        source = self._source()
+        tokenizer = self._load_tokenizer(source)
+        model = self._load_model(source)
+        return self._prepare(tokenizer, model)
+
+    def _source(self) -> str:
+        """The local folder or hub id to load from."""
+        source = str(self._resolve_source()) if self._resolve_source else self.model
+        if not _looks_like_path(source):
+            return source
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise self._unavailable(f"the folder {source} does not exist")
+        return str(folder)
+
+    def _load_tokenizer(self, source: str) -> PreTrainedTokenizerBase:
+        from transformers import AutoTokenizer
+
+        tokenizer: PreTrainedTokenizerBase = _from_pretrained_cache_first(AutoTokenizer, source, token=self._token)
+        return tokenizer
+
+    def _load_model(self, source: str) -> PreTrainedModel:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+        auto_class = AutoModelForCausalLM if self.kind == "causal" else AutoModelForSeq2SeqLM
+        model: PreTrainedModel = _from_pretrained_cache_first(
+            auto_class, source, token=self._token, dtype=torch.float32
+        )
+        model.to(self.device)  # type: ignore[arg-type]  # transformers' decorator hides Module.to's signature
+        return model.eval()
+
+    def _prepare(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> LoadedModel:
+        if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if self.kind == "causal":
+            tokenizer.padding_side = "left"  # batched decoder-only generation needs left padding
+        eos_ids = _eos_token_ids(tokenizer, model)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=None)
+        return LoadedModel(
+            tokenizer=tokenizer,
+            model=model,
+            kind=self.kind,
+            prompt_prefix=_task_prefix(model, self.task),
+            eos_token_ids=eos_ids,
+            pad_token_id=pad_id,
+        )
+
+    def _unavailable(self, reason: str) -> ModelUnavailable:
+        return ModelUnavailable(MODEL_UNAVAILABLE.format(model=self.model, reason=reason, fix=FIX_MODEL_SETTING))
+
+    # -- inference --
+
+    def generate(self, prompt: str, params: GenerationParams) -> GenerationResult:
+        """Generate a completion for ``prompt``; raises InvalidPrompt, InvalidParams or ModelUnavailable.
+
+        Length limits are the caller's (``interactions.clean_prompt``); only a blank prompt is refused here.
+        """
+        started = time.perf_counter()
+        if not prompt.strip():
+            raise InvalidPrompt(PROMPT_EMPTY)
+        check_params_for_task(params, self.task)
+        load_seconds = self.warm_up()
+        loaded = self._loaded
+        assert loaded is not None  # warm_up() either loaded the model or raised
+        with self._inference_lock:
+            generate_started = time.perf_counter()
+            completion = self._complete(loaded, prompt, params)
+            generate_seconds = time.perf_counter() - generate_started
+        return GenerationResult(
+            text=completion.text,
+            model=self.model,
+            task=self.task,
+            prompt_tokens=completion.prompt_tokens,
+            output_tokens=completion.output_tokens,
+            load_seconds=load_seconds,
+            generate_seconds=generate_seconds,
+            total_seconds=time.perf_counter() - started,
+            finish_reason=completion.finish_reason,
+        )
+
+    def _complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams) -> Completion:
+        """Encode, generate and decode one prompt; the caller holds the inference lock."""
+        inputs = self._encode(loaded, prompt)
+        prompt_tokens = int(inputs["input_ids"].shape[-1])
+        output_ids = self._generate_ids(loaded, inputs, params)
+        new_ids = self._new_token_ids(loaded, output_ids[0], prompt_tokens)
+        return Completion(
+            text=self._decode(loaded, new_ids),
+            prompt_tokens=prompt_tokens,
+            output_tokens=len(new_ids),
+            finish_reason=_finish_reason(loaded, new_ids, params.max_new_tokens),
+        )
+
+    def _encode(self, loaded: LoadedModel, prompt: str) -> dict[str, torch.Tensor]:
+        tokenizer = loaded.tokenizer
+        if loaded.kind == "causal" and getattr(tokenizer, "chat_template", None):
+            messages = [{"role": "user", "content": prompt}]
+            chat = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            encoded = cast("Mapping[str, torch.Tensor]", chat)
+        else:
+            encoded = tokenizer(loaded.prompt_prefix + prompt, return_tensors="pt")
+        return {name: encoded[name].to(self.device) for name in ("input_ids", "attention_mask") if name in encoded}
+
+    def _generate_ids(
+        self, loaded: LoadedModel, inputs: dict[str, torch.Tensor], params: GenerationParams
+    ) -> torch.Tensor:
+        import torch
+
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            output: torch.Tensor = loaded.model.generate(  # type: ignore[operator]
+                **inputs, **params.generate_kwargs(), pad_token_id=loaded.pad_token_id
+            )
+        return output
+
+    @staticmethod
+    def _new_token_ids(loaded: LoadedModel, sequence: torch.Tensor, prompt_tokens: int) -> list[int]:
+        """Generated ids up to and including the first end-of-sequence token.
+
+        A causal model's output repeats the prompt; a seq2seq output starts with the decoder start token.
+        """
+        start = prompt_tokens if loaded.kind == "causal" else 1
+        new_ids: list[int] = []
+        for token_id in sequence[start:].tolist():
+            new_ids.append(token_id)
+            if token_id in loaded.eos_token_ids:
+                break
+        return new_ids
+
+    @staticmethod
+    def _decode(loaded: LoadedModel, new_ids: list[int]) -> str:
+        text = cast(str, loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
+        return text.strip()
+
+
+def _finish_reason(loaded: LoadedModel, new_ids: list[int], max_new_tokens: int) -> FinishReason:
+    ended_on_eos = bool(new_ids) and new_ids[-1] in loaded.eos_token_ids
+    return "stop" if ended_on_eos or len(new_ids) < max_new_tokens else "length"
+
+
+def _eos_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> frozenset[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    return frozenset(i for i in ids if isinstance(i, int))
+
+
+def _task_prefix(model: PreTrainedModel, task: str) -> str:
+    """T5-style models declare an input prefix per task, e.g. ``summarize: ``."""
+    task_params = getattr(model.config, "task_specific_params", None) or {}
+    prefix = task_params.get(task, {}).get("prefix", "")
+    return prefix if isinstance(prefix, str) else ""
+
+
+def _looks_like_path(source: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is treated as a folder."""
+    if Path(source).expanduser().exists():
+        return True
+    return source.startswith((".", "~", "/")) or "\\" in source or source.count("/") > 1 or ":" in source
+
+
+def _from_pretrained_cache_first(auto_class: Any, source: str, **kwargs: Any) -> Any:
+    """Load from a local folder or the hub cache without touching the network; download only on a miss.
+
+    Without this, a cached hub id still sends HEAD requests, which retry for ~45 s when offline.
+    """
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}
+    try:
+        return auto_class.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError:
+        if os.path.isdir(source):
+            raise
+    logger.info("%s is not in the Hugging Face cache; trying to download it", source)
+    return auto_class.from_pretrained(source, **kwargs)
+
+
+def _describe_failure(exc: Exception, kind: ModelKind) -> str:
+    """A short, user-facing reason for a failed load."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and "Unrecognized configuration class" in text:
+        wanted = "a seq2seq (text2text-generation)" if kind == "seq2seq" else "a causal (text-generation)"
+        return f"it is not {wanted} model"
+    if isinstance(exc, OSError) and ("couldn't connect" in text or "cached files" in text):
+        return "it is not a local folder, not in the Hugging Face cache, and could not be downloaded (no internet?)"
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
+
+
+# --- Process-wide registry ---------------------------------------------------------------------
+
+_services: dict[tuple[str, str, bool], NLPService] = {}
+_services_lock = threading.Lock()
+
+
+def get_service(*, model: str, task: str, token: str | None = None) -> NLPService:
+    """The process-wide service for (task, model), created on first request (not loaded)."""
+    normalized_task = validate_task(task)
+    return _registered(
+        (normalized_task, model, False), lambda: NLPService(model=model, task=normalized_task, token=token)
+    )
+
+
+def default_service() -> NLPService:
+    """The service configured by settings: HF_MODEL/HF_TASK, or the bundled SmolLM2 when HF_MODEL is empty."""
+    from django.conf import settings
+
+    configured_model = (settings.HF_MODEL or "").strip()
+    token = settings.HF_API_TOKEN or None
+    if configured_model:
+        return get_service(model=configured_model, task=settings.HF_TASK, token=token)
+    return _registered((CAUSAL_TASK, BUNDLED_MODEL_ID, True), _bundled_service)
+
+
+def bundled_models_dir() -> Path:
+    """Where converted models are kept: ``settings.DATA_DIR / "models"``."""
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "models"
+
+
+def reset_services() -> None:
+    """Forget every service (tests only)."""
+    with _services_lock:
+        _services.clear()
+
+
+def _bundled_service() -> NLPService:
+    from django.conf import settings
+
+    if validate_task(settings.HF_TASK or CAUSAL_TASK) != CAUSAL_TASK:
+        logger.warning(
+            "HF_TASK=%s is ignored: HF_MODEL is unset and the bundled model is text-generation", settings.HF_TASK
+        )
+    models_dir = bundled_models_dir()
+    return NLPService(model=BUNDLED_MODEL_ID, task=CAUSAL_TASK, resolve_source=lambda: ensure_bundled_model(models_dir))
+
+
+def _registered(key: tuple[str, str, bool], create: Callable[[], NLPService]) -> NLPService:
+    with _services_lock:
+        service = _services.get(key)
+        if service is None:
+            service = _services[key] = create()
+        return service
