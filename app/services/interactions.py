@@ -34,9 +34,14 @@ def answer_prompt(*, prompt: str, params: GenerationParams, scope: Scope) -> Int
         _record_failure(prompt=prompt, params=params, scope=scope, model=service.model, task=service.task, error=exc)
         raise
     interaction = interaction_from_result(result, prompt=prompt, params=params, scope=scope)
-    get_repository().insert(interaction)
+    store_interaction(interaction)
     interaction.durations_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return interaction
+
+
+def store_interaction(interaction: Interaction) -> None:
+    """The one way an interaction is written: every caller (form, API, stream) goes through here."""
+    get_repository().insert(interaction)
 
 
 def interaction_from_result(
@@ -74,7 +79,7 @@ def _record_failure(
         error=error.message,
     )
     try:
-        get_repository().insert(failed)
+        store_interaction(failed)
     except Exception:
         logger.exception("Could not record the failed interaction for model %s", model)
 
