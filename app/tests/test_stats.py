@@ -1,0 +1,259 @@
+"""Stats aggregation against hand-computed figures on a seeded store (real PyMongo, SecantusDB)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
+
+from app.errors import StoreUnavailable
+from app.services import stats
+from app.services.mongo_repo import Interaction, InteractionRepository, Scope
+from app.services.stats import compute_stats, percentile
+
+NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+ALICE = Scope(session_id="alice")
+CAUSAL = "tiny/causal"
+T5 = "tiny/t5"
+
+
+def seed(
+    repo: InteractionRepository,
+    *,
+    ago: timedelta,
+    model: str = CAUSAL,
+    task: str = "text-generation",
+    status: str = "ok",
+    generate_ms: float | None = None,
+    tokens: int = 0,
+    first_token_ms: float | None = None,
+    session_id: str = "alice",
+    cached: bool = False,
+) -> None:
+    durations: dict[str, float] = {}
+    if generate_ms is not None:
+        durations["generate_ms"] = generate_ms
+    if first_token_ms is not None:
+        durations["first_token_ms"] = first_token_ms
+    interaction = Interaction(
+        prompt="p",
+        output="o",
+        model=model,
+        task=task,
+        session_id=session_id,
+        output_tokens=tokens,
+        durations_ms=durations,
+        status=status,
+        created_at=NOW - ago,
+    )
+    repo.insert(interaction)
+    if cached:
+        repo.collection.update_one({"session_id": session_id, "created_at": NOW - ago}, {"$set": {"cached": True}})
+
+
+@pytest.fixture
+def seeded(repo: InteractionRepository) -> InteractionRepository:
+    """Alice's interactions (and one of Bob's that must never count).
+
+    tiny/causal: 11:30 ok 100 ms/10 tok · 10:30 ok 200 ms/20 tok, first token 30 · 10:30 ok 300 ms/30 tok,
+    first token 50 · 09:30 error · 2 days ago ok 400 ms/40 tok · 10 days ago cancelled 50 ms/5 tok.
+    tiny/t5: 11:30 ok 1000 ms/50 tok · 5 days ago cached 1 ms/100 tok · 40 days ago ok 3000 ms/60 tok.
+    """
+    hour = timedelta(hours=1)
+    seed(repo, ago=hour, generate_ms=100, tokens=10)
+    seed(repo, ago=2 * hour, generate_ms=200, tokens=20, first_token_ms=30)
+    seed(repo, ago=2 * hour + timedelta(seconds=1), generate_ms=300, tokens=30, first_token_ms=50)
+    seed(repo, ago=3 * hour, status="error")
+    seed(repo, ago=timedelta(days=2), generate_ms=400, tokens=40)
+    seed(repo, ago=timedelta(days=10), status="cancelled", generate_ms=50, tokens=5)
+    t5 = {"model": T5, "task": "text2text-generation"}
+    seed(repo, ago=hour + timedelta(seconds=1), generate_ms=1000, tokens=50, **t5)
+    seed(repo, ago=timedelta(days=5), generate_ms=1, tokens=100, cached=True, **t5)
+    seed(repo, ago=timedelta(days=40), generate_ms=3000, tokens=60, **t5)
+    seed(repo, ago=hour, generate_ms=9999, tokens=99, session_id="bob")
+    return repo
+
+
+def report(repo: InteractionRepository, range_key: str, **kwargs: Any) -> stats.StatsReport:
+    return compute_stats(scope=ALICE, range_key=range_key, now=NOW, repository=repo, **kwargs)
+
+
+def by_model(result: stats.StatsReport) -> dict[str, stats.Figures]:
+    return {row.model: row.figures for row in result.models}
+
+
+def test_last_24h_per_model_figures_match_hand_computed(seeded: InteractionRepository) -> None:
+    figures = by_model(report(seeded, "24h"))
+    assert figures[CAUSAL] == stats.Figures(
+        interactions=4,
+        errors=1,
+        cancelled=0,
+        timed=3,
+        output_tokens=60,
+        generate_ms=600.0,
+        p50_ms=200.0,
+        p95_ms=300.0,
+        first_token_count=2,
+        first_token_p50_ms=30.0,
+        first_token_p95_ms=50.0,
+    )
+    assert figures[CAUSAL].error_rate == 0.25
+    assert figures[CAUSAL].tokens_per_second == 100.0
+    assert figures[T5].interactions == 1
+    assert (figures[T5].p50_ms, figures[T5].p95_ms) == (1000.0, 1000.0)
+    assert figures[T5].tokens_per_second == 50.0
+    assert figures[T5].first_token_p50_ms is None
+
+
+def test_models_are_sorted_by_interactions_and_carry_their_task(seeded: InteractionRepository) -> None:
+    rows = report(seeded, "24h").models
+    assert [(row.model, row.task) for row in rows] == [(CAUSAL, "text-generation"), (T5, "text2text-generation")]
+
+
+def test_overall_percentiles_pool_every_model(seeded: InteractionRepository) -> None:
+    overall = report(seeded, "24h").overall
+    assert (overall.interactions, overall.errors, overall.timed) == (5, 1, 4)
+    assert (overall.p50_ms, overall.p95_ms) == (200.0, 1000.0)
+
+
+def test_last_24h_series_has_one_point_per_hour_with_counts(seeded: InteractionRepository) -> None:
+    series = report(seeded, "24h").series
+    assert len(series) == 24
+    assert series[0].start == datetime(2026, 11, 25, 13, tzinfo=UTC)
+    assert series[-1].start == datetime(2026, 11, 26, 12, tzinfo=UTC)
+    counts = {point.label: point.figures.interactions for point in series if point.figures.interactions}
+    assert counts == {"11-26 09:00": 1, "11-26 10:00": 2, "11-26 11:00": 2}
+    assert {point.label: point.figures.p50_ms for point in series if point.figures.p50_ms} == {
+        "11-26 10:00": 200.0,
+        "11-26 11:00": 100.0,
+    }
+
+
+def test_wider_ranges_count_older_interactions(seeded: InteractionRepository) -> None:
+    interactions = {
+        key: {model: f.interactions for model, f in by_model(report(seeded, key)).items()}
+        for key in ("7d", "30d", "all")
+    }
+    assert interactions == {
+        "7d": {CAUSAL: 5, T5: 2},
+        "30d": {CAUSAL: 6, T5: 2},
+        "all": {CAUSAL: 6, T5: 3},
+    }
+
+
+def test_seven_days_series_has_one_point_per_calendar_day(seeded: InteractionRepository) -> None:
+    series = report(seeded, "7d").series
+    assert [point.label for point in series] == [f"2026-11-{day}" for day in range(20, 27)]
+    assert [point.figures.interactions for point in series] == [0, 1, 0, 0, 1, 0, 5]
+
+
+def test_cancel_rate_counts_cancelled_interactions_without_timing_them(seeded: InteractionRepository) -> None:
+    causal = by_model(report(seeded, "30d"))[CAUSAL]
+    assert (causal.interactions, causal.cancelled, causal.timed) == (6, 1, 4)
+    assert causal.cancel_rate == pytest.approx(1 / 6)
+    assert (causal.p50_ms, causal.p95_ms) == (200.0, 400.0)
+
+
+def test_cached_answers_count_but_are_not_timed(seeded: InteractionRepository) -> None:
+    t5 = by_model(report(seeded, "7d"))[T5]
+    assert (t5.interactions, t5.timed, t5.output_tokens, t5.generate_ms) == (2, 1, 50, 1000.0)
+
+
+def test_all_time_series_runs_from_the_first_day_with_data_to_today(seeded: InteractionRepository) -> None:
+    series = report(seeded, "all").series
+    assert series[0].label == "2026-10-17"
+    assert series[-1].label == "2026-11-26"
+    assert len(series) == 41
+    assert sum(point.figures.interactions for point in series) == 9
+
+
+def test_other_visitors_interactions_are_not_counted(seeded: InteractionRepository) -> None:
+    assert report(seeded, "all").overall.interactions == 9
+    bob = compute_stats(scope=Scope(session_id="bob"), range_key="all", now=NOW, repository=seeded)
+    assert bob.overall.interactions == 1
+    assert bob.overall.p50_ms == 9999.0
+
+
+@pytest.mark.parametrize("range_key", ["24h", "7d", "30d", "all"])
+def test_sampled_percentiles_equal_the_server_percentiles(seeded: InteractionRepository, range_key: str) -> None:
+    server = report(seeded, range_key, percentile_method="server")
+    sampled = report(seeded, range_key, percentile_method="sample")
+    assert (server.percentile_method, sampled.percentile_method) == ("server", "sample")
+    assert sampled.models == server.models
+    assert sampled.series == server.series
+    assert sampled.overall == server.overall
+
+
+def test_empty_store_gives_an_empty_report(repo: InteractionRepository) -> None:
+    result = report(repo, "7d")
+    assert result.is_empty
+    assert result.models == []
+    assert [point.figures.interactions for point in result.series] == [0] * 7
+    assert report(repo, "all").series == []
+
+
+class _NoPercentileCollection:
+    """Answers like a MongoDB 6 server: ``$percentile`` is an unknown group operator."""
+
+    def __init__(self, real: Collection[dict[str, Any]]) -> None:
+        self._real = real
+        self.rejected = 0
+
+    def aggregate(self, pipeline: list[Mapping[str, Any]]) -> Any:
+        if "$percentile" in repr(pipeline):
+            self.rejected += 1
+            raise OperationFailure("Unknown group operator '$percentile'", code=15952)
+        return self._real.aggregate(pipeline)
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        return self._real.find(*args, **kwargs)
+
+
+class _OldServerRepository(InteractionRepository):
+    fake: _NoPercentileCollection | None = None
+
+    @property
+    def collection(self) -> Any:
+        if self.fake is None:
+            self.fake = _NoPercentileCollection(super().collection)
+        return self.fake
+
+
+def test_a_server_without_percentile_falls_back_to_sampling_once(seeded: InteractionRepository, db_name: str) -> None:
+    old = _OldServerRepository(uri=seeded._uri, db_name=db_name, collection_name="interactions")
+    first = compute_stats(scope=ALICE, range_key="24h", now=NOW, repository=old)
+    second = compute_stats(scope=ALICE, range_key="24h", now=NOW, repository=old)
+    assert (first.percentile_method, second.percentile_method) == ("sample", "sample")
+    assert first.sample_size == 5
+    assert (first.overall.p50_ms, first.overall.p95_ms) == (200.0, 1000.0)
+    assert old.fake is not None and old.fake.rejected == 1
+    old.close()
+
+
+def test_unreachable_store_raises_store_unavailable(unreachable_store: object) -> None:
+    with pytest.raises(StoreUnavailable):
+        compute_stats(scope=ALICE, range_key="7d")
+
+
+@pytest.mark.parametrize(
+    ("values", "fraction", "expected"),
+    [
+        ([], 0.5, None),
+        ([7.0], 0.95, 7.0),
+        ([300.0, 100.0, 200.0], 0.5, 200.0),
+        ([100.0, 200.0, 300.0, 1000.0], 0.5, 200.0),
+        ([100.0, 200.0, 300.0, 1000.0], 0.95, 1000.0),
+        ([float(v) for v in range(1, 101)], 0.95, 95.0),
+    ],
+)
+def test_percentile_is_nearest_rank(values: list[float], fraction: float, expected: float | None) -> None:
+    assert percentile(values, fraction) == expected
+
+
+def test_unknown_range_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        stats.get_range("1y")
