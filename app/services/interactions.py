@@ -7,9 +7,17 @@ import time
 
 from django.conf import settings
 
-from app.errors import PROMPT_EMPTY, PROMPT_TOO_LONG, InvalidPrompt, ModelUnavailable
+from app.errors import (
+    PROMPT_EMPTY,
+    PROMPT_TOO_LONG,
+    InteractionNotFound,
+    InvalidPrompt,
+    ModelUnavailable,
+    StoreUnavailable,
+)
 from app.services.mongo_repo import STATUS_ERROR, Interaction, Page, Scope, get_repository
 from app.services.nlp_service import GenerationParams, GenerationResult, default_service
+from app.services.outbox import OutboxError, get_outbox, get_worker
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +48,38 @@ def answer_prompt(*, prompt: str, params: GenerationParams, scope: Scope) -> Int
 
 
 def store_interaction(interaction: Interaction) -> None:
-    """The one way an interaction is written: every caller (form, API, stream) goes through here."""
-    get_repository().insert(interaction)
+    """The one way an interaction is written: every caller (form, API, stream) goes through here.
+
+    The interaction is first committed to the durable local outbox (fsync'd), then written to
+    MongoDB. When MongoDB is unreachable, or older interactions are still waiting, it stays in the
+    outbox for the replay worker and this returns normally: the visitor still gets the answer.
+    Only when the outbox itself cannot be written *and* MongoDB fails is ``StoreUnavailable`` raised.
+    """
+    outbox = get_outbox()
+    try:
+        seq = outbox.add(interaction)
+    except OutboxError:
+        logger.error("Outbox unavailable; writing interaction %s straight to MongoDB", interaction.id)
+        get_repository().insert(interaction)
+        return
+    try:
+        if outbox.has_pending_before(seq):  # keep the order: queue behind the older ones
+            get_worker().wake()
+            return
+        get_repository().insert(interaction)
+    except StoreUnavailable:
+        logger.warning("MongoDB unreachable: interaction %s kept in the outbox for replay", interaction.id)
+        get_worker().wake()
+        return
+    except OutboxError:
+        get_worker().wake()
+        return
+    try:
+        outbox.remove(interaction.id)
+    except OutboxError:
+        logger.warning(
+            "Interaction %s is stored but still listed in the outbox (a replay finds it stored)", interaction.id
+        )
 
 
 def interaction_from_result(
@@ -89,4 +127,26 @@ def recent_interactions(*, scope: Scope, limit: int) -> Page:
 
 
 def get_interaction(*, scope: Scope, interaction_id: str) -> Interaction:
-    return get_repository().get(interaction_id, scope=scope)
+    """One of the visitor's interactions; one still waiting in the outbox is found there too."""
+    try:
+        return get_repository().get(interaction_id, scope=scope)
+    except (StoreUnavailable, InteractionNotFound):
+        queued = queued_interaction(scope=scope, interaction_id=interaction_id)
+        if queued is None:
+            raise
+        return queued
+
+
+def queued_interaction(*, scope: Scope, interaction_id: str) -> Interaction | None:
+    """The interaction if it waits in the outbox *and* belongs to ``scope`` (same rule as MongoDB)."""
+    try:
+        queued = get_outbox().find(interaction_id)
+    except OutboxError:
+        return None
+    if queued is None:
+        return None
+    document = queued.to_document()
+    for key, expected in scope.query().items():
+        if isinstance(expected, dict) or key.startswith("$") or document.get(key) != expected:
+            return None
+    return queued

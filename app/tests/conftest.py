@@ -108,3 +108,14 @@ def other_client() -> Client:
 @pytest.fixture(autouse=True)
 def _sessions_db(db: None) -> None:
     """Sessions live in Django's SQLite database; every view test needs it."""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outbox(settings: SettingsWrapper, tmp_path: Path) -> Iterator[None]:
+    """Each test gets its own interaction outbox (never the developer's DATA_DIR one)."""
+    from app.services import outbox
+
+    settings.OUTBOX_PATH = tmp_path / "outbox.sqlite3"
+    outbox.reset_outbox()
+    yield
+    outbox.reset_outbox()

@@ -102,7 +102,15 @@ def test_prompt_that_is_not_a_string_is_422(client: Client) -> None:
     assert response.status_code == 422
 
 
-def test_store_down_is_503_json(client: Client, unreachable_store: object) -> None:
+def test_store_down_still_answers_and_queues_the_interaction(client: Client, unreachable_store: object) -> None:
+    from app.services.outbox import get_outbox
+
     response = generate(client, {"prompt": "Hello"})
+    assert response.status_code == 201
+    assert get_outbox().depth() == 1
+
+
+def test_store_down_read_is_503_json(client: Client, unreachable_store: object) -> None:
+    response = client.get("/api/interactions/0123456789abcdef01234567")
     assert response.status_code == 503
     assert response.json() == {"error": STORE_UNAVAILABLE}

@@ -99,10 +99,12 @@ def test_invalid_prompt_without_js_renders_full_page_422_keeping_the_text(client
 
 
 @pytest.mark.usefixtures("causal_model_settings", "unreachable_store")
-def test_store_down_gives_503_partial(client: Client) -> None:
-    response = post_prompt(client, "Hello")
-    assert response.status_code == 503
-    assert STORE_UNAVAILABLE in response.content.decode()
+def test_store_down_still_answers_and_shows_the_waiting_banner(client: Client) -> None:
+    response = post_prompt(client, "Hello", htmx=False)
+    assert response.status_code == 303
+    page = client.get(response["Location"]).content.decode()
+    assert "History unavailable — 1 interaction waiting to be saved." in page
+    assert '<p class="output">' in page  # the answer itself is shown from the outbox
 
 
 @pytest.mark.usefixtures("store_settings")
