@@ -1,7 +1,8 @@
 """JSON API: ``POST /api/generate`` and ``GET /api/interactions/<id>``.
 
-Errors are ``{"error": message}`` (plus ``"fields"`` for parameter errors) with 400, 404, 415,
-422 or 503 — never an HTML error page for bad input.
+Errors are ``{"error": message}`` (plus ``"fields"`` for parameter errors) with 400, 401, 403 (CSRF),
+404, 405, 415, 422 or 503 — never an HTML error page for bad input. A request authenticates with the
+session plus CSRF token or with a bearer token (``app/api_auth.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from app.errors import (
@@ -62,9 +62,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     return payload
 
 
-# Browsers cannot send a cross-site ``application/json`` POST without a CORS preflight (which this
-# app never grants), and a JSON content type is required above, so the session is safe here.
-@csrf_exempt
+# Authentication (see app/api_auth.py): the session with an ``X-CSRFToken`` header (enforced by
+# Django's CSRF middleware, a failure is a 403 JSON error), or ``Authorization: Bearer <token>``.
 @require_POST
 def generate(request: HttpRequest) -> JsonResponse:
     payload = _json_body(request)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app import api, views
+from app import api, health_views, views
 
 app_name = "app"
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("history/<str:interaction_id>/", views.interaction_detail, name="interaction_detail"),
     path("api/generate", api.generate, name="api_generate"),
     path("api/interactions/<str:interaction_id>", api.interaction, name="api_interaction"),
+    path("healthz", health_views.healthz, name="healthz"),
+    path("readyz", health_views.readyz, name="readyz"),
 ]

@@ -21,4 +21,10 @@ def visitor_id(request: HttpRequest) -> str:
 
 
 def visitor_scope(request: HttpRequest) -> Scope:
+    from app.api_auth import bearer_scope
+
+    # An API client authenticated by a bearer token sees only the token's interactions (no session).
+    token_scope = bearer_scope(request)
+    if token_scope is not None:
+        return token_scope
     return Scope(session_id=visitor_id(request))

@@ -69,6 +69,10 @@ if MONGO_LOCAL:
 MONGO_DB_NAME = validate_db_name("MONGO_DB_NAME", env_str("MONGO_DB_NAME", "django_hf_ml"))
 MONGO_COLLECTION = validate_collection_name("MONGO_COLLECTION", env_str("MONGO_COLLECTION", "interactions"))
 MONGO_TIMEOUT_MS = env_int("MONGO_TIMEOUT_MS", 3000, minimum=100, maximum=60000)
+# Durable local outbox (issue 5): interactions wait here while MongoDB is unreachable.
+OUTBOX_PATH = Path(env_str("OUTBOX_PATH", str(DATA_DIR / "outbox.sqlite3"))).resolve()
+OUTBOX_RETRY_SECONDS = env_int("OUTBOX_RETRY_SECONDS", 2, minimum=1, maximum=3600)
+OUTBOX_MAX_RETRY_SECONDS = env_int("OUTBOX_MAX_RETRY_SECONDS", 60, minimum=1, maximum=3600)
 
 # --- Hugging Face model ---------------------------------------------------------------------
 HF_MODEL = env_str("HF_MODEL", "")
@@ -87,6 +91,26 @@ def _validate_task() -> None:
 
 _validate_task()
 
+
+# Hardware (issue #6): HF_DEVICE (auto|cpu|cuda|cuda:N|mps), HF_DTYPE (auto|float32|bfloat16|float16|int8),
+# HF_THREADS (empty: the cores this process may use). Only the syntax is checked here (no torch import);
+# whether the device exists is checked when the model loads, by `serve` and by `doctor`.
+def _runtime_settings() -> tuple[str, str, int | None]:
+    from app.services.device import parse_device, parse_dtype, parse_threads
+
+    return (
+        parse_device(env_str("HF_DEVICE", "auto")),
+        parse_dtype(env_str("HF_DTYPE", "auto")),
+        parse_threads(env_str("HF_THREADS", "")),
+    )
+
+
+HF_DEVICE, HF_DTYPE, HF_THREADS = _runtime_settings()
+# HF_WARMUP: empty → only `manage.py serve` loads the model before serving; 1 → every serving process
+# (serve, runserver, gunicorn/uvicorn workers through wsgi.py/asgi.py) loads it at start and /readyz is 503
+# until it is ready; 0 → the model loads on the first request.
+HF_WARMUP: bool | None = env_bool("HF_WARMUP", False) if env_str("HF_WARMUP", "") else None
+
 # --- Django ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -102,7 +126,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "app.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "app.api_auth.ApiAuthMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -124,6 +150,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "app.context_processors.model_info",
+                "app.outbox_banner.outbox_status",
             ],
         },
     },
@@ -146,6 +173,23 @@ SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Production hardening (issue 5). HSTS only applies with DEBUG=0; redirect and proxy header are opt-in.
+SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (only enable when the proxy strips it from clients).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_FAILURE_VIEW = "app.error_views.csrf_failure"
+# Bearer tokens accepted by the JSON API instead of a session + CSRF token (comma-separated, never logged).
+API_TOKENS = tuple(env_list("API_TOKENS", []))
+if any(len(_token) < 16 for _token in API_TOKENS):
+    raise ImproperlyConfigured(
+        "API_TOKENS has an entry shorter than 16 characters. Use long random tokens, e.g. "
+        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
