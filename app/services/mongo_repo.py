@@ -16,16 +16,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from app.errors import INTERACTION_NOT_FOUND, STORE_UNAVAILABLE, InteractionNotFound, InvalidCursor, StoreUnavailable
+from app.services.search import (
+    MODEL_KEY,
+    STATUS_KEY,
+    TASK_KEY,
+    SearchQuery,
+    document_keys,
+    document_tokens,
+    facet_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +42,17 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_CANCELLED = "cancelled"
 MAX_PAGE_SIZE = 100
+# How long a deleted interaction can still be restored (the undo) before the TTL index purges it.
+DELETED_RETENTION_SECONDS = 120
+OWNER_SESSION = "s:"
+OWNER_USER = "u:"
+OWNER_DELETED = "x:"
+# Keyset pages are read in created_at windows that grow until the page is full: each query is an
+# index range with a bounded number of candidates, whatever the size of the history.
+FIRST_WINDOW = timedelta(minutes=1)
+WINDOW_GROWTH = 4
+WINDOW_TARGET_DOCS = 500
+OLDEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
@@ -42,6 +62,20 @@ INDEXES: tuple[IndexModel, ...] = (
         [("session_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="session_newest_first",
     ),
+    # History browsing and search (app/services/history.py): every query is an equality on the
+    # owner (plus at most one search key) and a bounded created_at window, so it stays index-backed
+    # on MongoDB/Atlas and on SecantusDB alike.
+    IndexModel([("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="owner_newest_first"),
+    IndexModel(
+        [("owner", ASCENDING), ("search_tokens", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        name="owner_tokens_newest_first",
+    ),
+    IndexModel(
+        [("owner", ASCENDING), ("search_keys", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        name="owner_keys_newest_first",
+    ),
+    # Soft-deleted interactions (kept for the undo) are purged by the server after a while.
+    IndexModel([("deleted_at", ASCENDING)], name="deleted_ttl", expireAfterSeconds=DELETED_RETENTION_SECONDS),
 )
 
 
@@ -55,14 +89,29 @@ def new_interaction_id() -> str:
     return str(ObjectId())
 
 
+def owner_key(*, session_id: str, user_id: str | None = None) -> str:
+    """The one indexed field that says whose an interaction is: the user when logged in, else the visitor."""
+    return f"{OWNER_USER}{user_id}" if user_id else f"{OWNER_SESSION}{session_id}"
+
+
 @dataclass(frozen=True)
 class Scope:
-    """Whose interactions a query may see."""
+    """Whose interactions a query may see: this visitor, this logged-in user, or everyone (shared)."""
 
     session_id: str
+    user_id: str | None = None
+    shared: bool = False
+
+    @property
+    def owner(self) -> str:
+        return owner_key(session_id=self.session_id, user_id=self.user_id)
 
     def query(self) -> dict[str, Any]:
-        return {"session_id": self.session_id}
+        return {} if self.shared else {"owner": self.owner}
+
+    def owner_fields(self) -> dict[str, Any]:
+        """What a new interaction made in this scope carries (``Interaction(**scope.owner_fields(), …)``)."""
+        return {"session_id": self.session_id, "user_id": self.user_id}
 
 
 @dataclass
@@ -80,6 +129,19 @@ class Interaction:
     error: str | None = None
     id: str = field(default_factory=new_interaction_id)
     created_at: datetime = field(default_factory=utc_now)
+    user_id: str | None = None
+
+    @property
+    def owner(self) -> str:
+        return owner_key(session_id=self.session_id, user_id=self.user_id)
+
+    def search_fields(self) -> dict[str, Any]:
+        """``search_tokens`` and ``search_keys`` (app/services/search.py), written with every document."""
+        tokens = document_tokens(self.prompt, self.output)
+        return {
+            "search_tokens": tokens,
+            "search_keys": document_keys(tokens, model=self.model, task=self.task, status=self.status),
+        }
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -96,6 +158,9 @@ class Interaction:
             "created_at": self.created_at,
             "status": self.status,
             "error": self.error,
+            "user_id": self.user_id,
+            "owner": self.owner,
+            **self.search_fields(),
         }
 
     @classmethod
@@ -114,6 +179,7 @@ class Interaction:
             status=doc.get("status", STATUS_OK),
             error=doc.get("error"),
             created_at=doc["created_at"],
+            user_id=doc.get("user_id"),
         )
 
 
@@ -121,6 +187,57 @@ class Interaction:
 class Page:
     items: list[Interaction]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What a history listing is narrowed to; ``since`` is inclusive, ``until`` exclusive (UTC)."""
+
+    search: SearchQuery = field(default_factory=lambda: SearchQuery(words=(), prefix=""))
+    model: str = ""
+    task: str = ""
+    status: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def driving_term(self) -> tuple[str, str] | None:
+        """The one extra indexed equality a query rides on (the rest is checked per document)."""
+        term = self.search.driving_term()
+        if term is not None:
+            return term
+        for kind, value in ((MODEL_KEY, self.model), (TASK_KEY, self.task), (STATUS_KEY, self.status)):
+            if value:
+                return "search_keys", facet_key(kind, value)
+        return None
+
+    def accepts(self, doc: dict[str, Any]) -> bool:
+        """Every condition, checked on a fetched document (the driving term alone was indexed)."""
+        if doc.get("deleted_at") is not None:
+            return False
+        if self.model and doc.get("model") != self.model:
+            return False
+        if self.task and doc.get("task") != self.task:
+            return False
+        if self.status and doc.get("status", STATUS_OK) != self.status:
+            return False
+        if self.search.is_empty:
+            return True
+        return self.search.matches_tokens(doc.get("search_tokens") or ())
+
+
+NO_FILTER = HistoryFilter()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    inserted: int
+    duplicates: list[str]
+
+
+@dataclass(frozen=True)
+class _Position:
+    created_at: datetime
+    id: ObjectId
 
 
 def encode_cursor(created_at: datetime, interaction_id: str) -> str:
@@ -225,23 +342,192 @@ class InteractionRepository:
             raise InteractionNotFound(INTERACTION_NOT_FOUND)
         return Interaction.from_document(doc)
 
-    def page(self, *, scope: Scope, cursor: str | None = None, limit: int = 20) -> Page:
+    def page(
+        self, *, scope: Scope, cursor: str | None = None, limit: int = 20, filters: HistoryFilter = NO_FILTER
+    ) -> Page:
         """Newest first, keyset-paginated on (created_at, _id); ``limit + 1`` tells if more exist."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        query = scope.query()
-        if cursor:
-            created_at, object_id = decode_cursor(cursor)
-            query["$or"] = [
-                {"created_at": {"$lt": created_at}},
-                {"created_at": created_at, "_id": {"$lt": object_id}},
-            ]
-        with store_errors("page"):
-            docs = list(
-                self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
-            )
+        after = _Position(*decode_cursor(cursor)) if cursor else None
+        docs: list[dict[str, Any]] = []
+        for doc in self._scan(scope=scope, filters=filters, after=after, want=limit + 1):
+            docs.append(doc)
+            if len(docs) > limit:
+                break
         items = [Interaction.from_document(doc) for doc in docs[:limit]]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(docs) > limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+    def iter_interactions(
+        self, *, scope: Scope, filters: HistoryFilter = NO_FILTER, cursor: str | None = None
+    ) -> Iterator[Interaction]:
+        """Every matching interaction, newest first, read window by window (never all at once)."""
+        after = _Position(*decode_cursor(cursor)) if cursor else None
+        for doc in self._scan(scope=scope, filters=filters, after=after, want=None):
+            yield Interaction.from_document(doc)
+
+    def _scan(
+        self, *, scope: Scope, filters: HistoryFilter, after: _Position | None, want: int | None
+    ) -> Iterator[dict[str, Any]]:
+        """Matching documents in (created_at desc, _id desc) order, strictly after ``after``.
+
+        Each query is ``{owner, [one search key], created_at in [lo, hi)}`` — an index range — and
+        the window grows (×4) while it comes back short, so a page costs about the same at 1k or
+        100k interactions. ``filters.accepts`` checks the remaining conditions on each document.
+        """
+        base: dict[str, Any] = dict(scope.query())
+        term = filters.driving_term()
+        if term is not None:
+            base[term[0]] = term[1]
+        # When the indexed query is the whole condition, MongoDB may stop at ``want`` documents.
+        exact = not scope.shared and (
+            term is None
+            or (
+                filters.search.is_empty
+                and sum(bool(value) for value in (filters.model, filters.task, filters.status)) == 1
+            )
+        )
+        upper = filters.until
+        found = 0
+        if after is not None and (upper is None or after.created_at < upper):
+            # Same millisecond, smaller _id first: one exact index lookup for the ties.
+            ties = {**base, "created_at": after.created_at, "_id": {"$lt": after.id}}
+            for doc in self._window(ties, filters, exact=exact, want=want):
+                found += 1
+                yield doc
+            upper = after.created_at
+        lower_limit = filters.since or OLDEST
+        window = FIRST_WINDOW
+        while True:
+            if upper is not None and upper <= lower_limit:
+                return
+            top = upper if upper is not None else utc_now()
+            lower = top - window
+            last = lower <= lower_limit
+            condition: dict[str, Any] = {}
+            if not last or filters.since is not None:
+                condition["$gte"] = max(lower, lower_limit)
+            if upper is not None:
+                condition["$lt"] = upper
+            query = {**base, "created_at": condition} if condition else dict(base)
+            remaining = None if want is None else want - found
+            batch = 0
+            for doc in self._window(query, filters, exact=exact, want=remaining):
+                batch += 1
+                found += 1
+                yield doc
+            if last:
+                return
+            upper = max(lower, lower_limit)
+            if batch == 0:
+                window *= WINDOW_GROWTH
+            elif batch < WINDOW_TARGET_DOCS:
+                window *= 2
+
+    def _window(
+        self, query: dict[str, Any], filters: HistoryFilter, *, exact: bool, want: int | None
+    ) -> Iterator[dict[str, Any]]:
+        with store_errors("page"):
+            cursor = self.collection.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            if exact and want is not None:
+                cursor = cursor.limit(want)
+            docs = list(cursor) if want is not None else cursor
+            for doc in docs:
+                if filters.accepts(doc):
+                    yield doc
+
+    # --- history actions --------------------------------------------------------------------
+    def soft_delete(self, interaction_id: str, *, scope: Scope) -> Interaction:
+        """Hide an interaction from every listing; ``restore`` brings it back until the TTL purges it."""
+        object_id = parse_interaction_id(interaction_id)
+        with store_errors("delete"):
+            doc = self.collection.find_one({"_id": object_id, **scope.query()})
+            if doc is None or doc.get("deleted_at") is not None:
+                raise InteractionNotFound(INTERACTION_NOT_FOUND)
+            owner = doc.get("owner") or owner_key(session_id=doc.get("session_id", ""), user_id=doc.get("user_id"))
+            result = self.collection.update_one(
+                {"_id": object_id, "owner": owner},
+                {"$set": {"owner": OWNER_DELETED + owner, "deleted_owner": owner, "deleted_at": utc_now()}},
+            )
+        if result.modified_count != 1:
+            raise InteractionNotFound(INTERACTION_NOT_FOUND)
+        logger.info("Interaction %s deleted (restorable for %s s)", interaction_id, DELETED_RETENTION_SECONDS)
+        return Interaction.from_document(doc)
+
+    def restore(self, interaction_id: str, *, scope: Scope) -> Interaction:
+        """Undo ``soft_delete`` (only for the scope that deleted it)."""
+        object_id = parse_interaction_id(interaction_id)
+        with store_errors("restore"):
+            doc = self.collection.find_one({"_id": object_id})
+            owner = (doc or {}).get("deleted_owner")
+            if doc is None or not owner or (not scope.shared and owner != scope.owner):
+                raise InteractionNotFound(INTERACTION_NOT_FOUND)
+            self.collection.update_one(
+                {"_id": object_id, "owner": OWNER_DELETED + owner},
+                {"$set": {"owner": owner}, "$unset": {"deleted_owner": "", "deleted_at": ""}},
+            )
+        doc["owner"] = owner
+        return Interaction.from_document(doc)
+
+    def delete_all(self, *, scope: Scope) -> int:
+        """Delete every interaction of ``scope`` for good (no undo); returns how many."""
+        with store_errors("delete all"):
+            deleted = self.collection.delete_many(scope.query()).deleted_count
+            if not scope.shared:
+                self.collection.delete_many({"owner": OWNER_DELETED + scope.owner})
+        logger.info("Deleted %s interactions of one history", deleted)
+        return deleted
+
+    def claim(self, *, session_id: str, user_id: str) -> int:
+        """Move the interactions a visitor made before logging in to the user; returns how many."""
+        with store_errors("claim"):
+            result = self.collection.update_many(
+                {"owner": owner_key(session_id=session_id)},
+                {"$set": {"owner": owner_key(session_id=session_id, user_id=user_id), "user_id": user_id}},
+            )
+        logger.info("Claimed %s interactions for user %s", result.modified_count, user_id)
+        return result.modified_count
+
+    def count_claimable(self, *, session_id: str) -> bool:
+        """Whether this visitor has interactions made before login (one indexed lookup)."""
+        with store_errors("count"):
+            return self.collection.find_one({"owner": owner_key(session_id=session_id)}, {"_id": 1}) is not None
+
+    def import_batch(self, interactions: list[Interaction]) -> ImportResult:
+        """Insert interactions that are not stored yet; an id that exists is reported, not overwritten."""
+        if not interactions:
+            return ImportResult(inserted=0, duplicates=[])
+        with store_errors("import"):
+            try:
+                result = self.collection.insert_many([item.to_document() for item in interactions], ordered=False)
+                return ImportResult(inserted=len(result.inserted_ids), duplicates=[])
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != 11000 for error in errors):
+                    raise
+                duplicates = [interactions[error["index"]].id for error in errors]
+                return ImportResult(inserted=int(exc.details.get("nInserted", 0)), duplicates=duplicates)
+
+    def backfill_search_fields(self, *, batch: int = 500, progress: Any = None) -> int:
+        """Add ``owner``/``search_tokens``/``search_keys`` to documents written before they existed."""
+        from pymongo import UpdateOne
+
+        missing = {"search_keys": {"$exists": False}}
+        done = 0
+        with store_errors("backfill"):
+            while True:
+                docs = list(self.collection.find(missing).limit(batch))
+                if not docs:
+                    return done
+                updates = []
+                for doc in docs:
+                    interaction = Interaction.from_document({"created_at": OLDEST, **doc})
+                    fields = interaction.search_fields()
+                    fields["owner"] = doc.get("owner") or interaction.owner
+                    updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+                self.collection.bulk_write(updates, ordered=False)
+                done += len(docs)
+                if progress is not None:
+                    progress(len(docs))
 
     def count(self, *, scope: Scope) -> int:
         with store_errors("count"):
