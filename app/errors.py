@@ -65,3 +65,49 @@ class InvalidCursor(DomainError):
 
     def __init__(self, message: str = INVALID_CURSOR) -> None:
         super().__init__(message)
+
+
+# --- Serving limits and model choice (issue #4) -----------------------------------------------
+QUEUE_FULL = "The model is busy: {waiting} requests are already waiting. Please try again in {seconds} s."
+RATE_LIMITED = "Too many prompts in a short time. Please wait {seconds} s before sending another one."
+MODEL_NOT_OFFERED = "Pick one of the offered models."
+STREAM_NOT_FOUND = "That generation is not running any more."
+
+
+class TooManyRequests(DomainError):
+    """The server will not take the request now; ``retry_after`` says how many seconds to wait (429)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueFull(TooManyRequests):
+    """The model's bounded request queue is full."""
+
+
+class RateLimited(TooManyRequests):
+    """This visitor sent too many prompts in a short time."""
+
+
+class ModelNotOffered(DomainError):
+    """The requested model is not in the allowlist (``HF_MODELS``)."""
+
+    def __init__(self, message: str = MODEL_NOT_OFFERED) -> None:
+        super().__init__(message)
+
+
+class StreamNotFound(DomainError):
+    """No running generation has that id for this visitor."""
+
+    def __init__(self, message: str = STREAM_NOT_FOUND) -> None:
+        super().__init__(message)
+
+
+# --- Stats page and /metrics (issue 7) ---
+STATS_RANGE_INVALID = "Unknown range. Choose one of: {choices}."
+METRICS_TOKEN_REQUIRED = "Send the metrics token as 'Authorization: Bearer <METRICS_TOKEN>'."
+METRICS_LOCAL_ONLY = (
+    "Metrics are only served to this machine or the internal network without a proxy in between; "
+    "set METRICS_TOKEN to scrape from elsewhere."
+)

@@ -13,6 +13,7 @@ transformers 5 removed the summarization/translation pipelines, so every seq2seq
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -43,6 +44,8 @@ from app.services.tasks import (
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from app.services.inference import InferenceRequest, ModelWorker
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ def _format_number(value: float) -> str:
 
 # --- Result ------------------------------------------------------------------------------------
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,8 @@ class NLPService:
         self._inference_lock = threading.Lock()
         self._last_failure: ModelUnavailable | None = None
         self._last_failure_at = 0.0
+        self._worker: ModelWorker | None = None
+        self._worker_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"NLPService(model={self.model!r}, task={self.task!r}, loaded={self.is_loaded})"
@@ -419,32 +424,70 @@ class NLPService:
     # -- inference --
 
     def generate(self, prompt: str, params: GenerationParams) -> GenerationResult:
-        """Generate a completion for ``prompt``; raises InvalidPrompt, InvalidParams or ModelUnavailable.
+        """Generate a completion for ``prompt``; raises InvalidPrompt, InvalidParams, ModelUnavailable or QueueFull.
 
+        Goes through the model's inference worker (batched with concurrent requests) and waits for the result.
         Length limits are the caller's (``interactions.clean_prompt``); only a blank prompt is refused here.
         """
-        started = time.perf_counter()
+        return self.submit(prompt, params).wait()
+
+    def submit(
+        self,
+        prompt: str,
+        params: GenerationParams,
+        *,
+        on_finish: Callable[[InferenceRequest], None] | None = None,
+    ) -> InferenceRequest:
+        """Queue ``prompt`` on this model's worker and return the request to stream, wait on or cancel."""
         if not prompt.strip():
             raise InvalidPrompt(PROMPT_EMPTY)
         check_params_for_task(params, self.task)
-        load_seconds = self.warm_up()
+        return self.worker().submit(prompt, params, on_finish=on_finish)
+
+    def worker(self) -> ModelWorker:
+        """This model's inference worker, created on first use (its thread starts with the first request)."""
+        if self._worker is None:
+            with self._worker_lock:
+                if self._worker is None:
+                    from app.services.inference import LocalBackend, ModelWorker, worker_settings
+
+                    self._worker = ModelWorker(LocalBackend(self), **worker_settings())  # type: ignore[arg-type]
+        return self._worker
+
+    def loaded_model(self) -> LoadedModel:
+        """The loaded tokenizer and model (call ``warm_up()`` first)."""
         loaded = self._loaded
-        assert loaded is not None  # warm_up() either loaded the model or raised
+        if loaded is None:
+            raise self._unavailable("it was unloaded")
+        return loaded
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the loaded model's parameters and buffers (0 when not loaded)."""
+        loaded = self._loaded
+        if loaded is None:
+            return 0
+        tensors = itertools.chain(loaded.model.parameters(), loaded.model.buffers())
+        return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+    def unload(self) -> None:
+        """Drop the model (LRU eviction, tests); the next request loads it again."""
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+        with self._load_lock:
+            was_loaded, self._loaded = self._loaded is not None, None
+        if was_loaded:
+            logger.info("Unloaded model %s (%s)", self.model, self.task)
+
+    def encode_prompt(self, loaded: LoadedModel, prompt: str) -> dict[str, torch.Tensor]:
+        """Token ids (and attention mask) of one prompt, with the chat template or task prefix applied."""
+        return self._encode(loaded, prompt)
+
+    def complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams) -> Completion:
+        """One unbatched, non-streamed generation (beam search, baselines)."""
         with self._inference_lock:
-            generate_started = time.perf_counter()
-            completion = self._complete(loaded, prompt, params)
-            generate_seconds = time.perf_counter() - generate_started
-        return GenerationResult(
-            text=completion.text,
-            model=self.model,
-            task=self.task,
-            prompt_tokens=completion.prompt_tokens,
-            output_tokens=completion.output_tokens,
-            load_seconds=load_seconds,
-            generate_seconds=generate_seconds,
-            total_seconds=time.perf_counter() - started,
-            finish_reason=completion.finish_reason,
-        )
+            return self._complete(loaded, prompt, params)
 
     def _complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams) -> Completion:
         """Encode, generate and decode one prompt; the caller holds the inference lock."""
@@ -590,9 +633,12 @@ def bundled_models_dir() -> Path:
 
 
 def reset_services() -> None:
-    """Forget every service (tests only)."""
+    """Forget every service and stop its worker (tests only)."""
     with _services_lock:
+        services = list(_services.values())
         _services.clear()
+    for service in services:
+        service.unload()
 
 
 def _bundled_service() -> NLPService:
