@@ -1,4 +1,8 @@
-"""ASGI entry point: ``uvicorn django_hf_ml.asgi:application``."""
+"""ASGI entry point: ``uvicorn django_hf_ml.asgi:application``.
+
+Uvicorn imports this module in each worker process; with ``HF_WARMUP=1`` the model starts loading in a
+background thread right after the application exists (``/readyz`` is 503 until it is ready).
+"""
 
 from __future__ import annotations
 
@@ -9,3 +13,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_hf_ml.settings")
 
 application = get_asgi_application()
+
+from app.services.warmup import warm_up_serving_process  # noqa: E402  (needs the configured app registry)
+
+warm_up_serving_process()

@@ -35,6 +35,16 @@ from app.errors import (
     UnsupportedTask,
 )
 from app.services.bundled_model import BUNDLED_MODEL_ID, ensure_bundled_model
+from app.services.device import (
+    RuntimeProfile,
+    RuntimeRequest,
+    RuntimeUnavailable,
+    apply_runtime,
+    apply_threads,
+    request_from_settings,
+    resolve_runtime,
+    torch_dtype,
+)
 from app.services.tasks import (
     ALL_TASK_NAMES,
     CAUSAL_TASK,
@@ -307,16 +317,19 @@ class NLPService:
         model: str,
         task: str,
         token: str | None = None,
-        device: str = "cpu",
+        runtime: RuntimeRequest | None = None,
         resolve_source: Callable[[], str | Path] | None = None,
         retry_backoff_seconds: float = LOAD_RETRY_BACKOFF_SECONDS,
     ) -> None:
         """Store settings only. ``resolve_source`` returns the folder/hub id to load when it
-        differs from ``model`` (the bundled model is converted on first load)."""
+        differs from ``model`` (the bundled model is converted on first load). ``runtime`` (device, dtype,
+        threads) defaults to the HF_DEVICE/HF_DTYPE/HF_THREADS settings, resolved when the model loads."""
         self.model = model
         self.task = validate_task(task)
         self.kind: ModelKind = model_kind(self.task)
-        self.device = device
+        self._runtime_request = runtime
+        self.runtime: RuntimeProfile | None = None  # where the model runs, once loaded
+        self.device = "cpu"  # the resolved device once loaded: inputs are moved there
         self._token = token or None
         self._resolve_source = resolve_source
         self._retry_backoff_seconds = retry_backoff_seconds
@@ -392,15 +405,27 @@ class NLPService:
         return tokenizer
 
     def _load_model(self, source: str) -> PreTrainedModel:
-        import torch
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+        profile = self._resolve_runtime()
+        apply_threads(profile)
         auto_class = AutoModelForCausalLM if self.kind == "causal" else AutoModelForSeq2SeqLM
         model: PreTrainedModel = _from_pretrained_cache_first(
-            auto_class, source, token=self._token, dtype=torch.float32
+            auto_class, source, token=self._token, dtype=torch_dtype(profile.dtype)
         )
-        model.to(self.device)  # type: ignore[arg-type]  # transformers' decorator hides Module.to's signature
-        return model.eval()
+        model = apply_runtime(model, profile)  # device, then int8 quantization when asked; eval mode
+        self.runtime, self.device = profile, profile.device
+        logger.info("Model %s runs with %s", self.model, profile.describe())
+        return model
+
+    def _resolve_runtime(self) -> RuntimeProfile:
+        """HF_DEVICE/HF_DTYPE/HF_THREADS (or the constructor's request) for this machine; a missing device
+        or an unsupported precision is a clear load error naming the variable, never a silent fallback."""
+        try:
+            return resolve_runtime(self._runtime_request or request_from_settings())
+        except RuntimeUnavailable as exc:
+            reason = "the configured device or precision is not available on this machine"
+            raise ModelUnavailable(MODEL_UNAVAILABLE.format(model=self.model, reason=reason, fix=str(exc))) from exc
 
     def _prepare(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> LoadedModel:
         if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:

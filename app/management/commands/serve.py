@@ -13,12 +13,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.errors import ModelUnavailable, StoreUnavailable
+from app.services.device import RuntimeUnavailable, describe_runtime
 from app.services.local_store import LocalStore, start_local_store
 from app.services.mongo_repo import get_repository
-from app.services.nlp_service import default_service
+from app.services.warmup import warm_up, warmup_enabled
 
 
 class Command(BaseCommand):
@@ -26,16 +27,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000", help="Address and port to serve on.")
-        parser.add_argument("--no-warmup", action="store_true", help="Load the model on the first request instead.")
+        parser.add_argument(
+            "--no-warmup", action="store_true", help="Load the model on the first request instead (as HF_WARMUP=0)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        self._check_runtime()
         store = self._start_store()
         try:
             call_command("migrate", interactive=False, verbosity=0)
             self._ensure_indexes()
             call_command("collectstatic", interactive=False, verbosity=0)
-            if not options["no_warmup"]:
+            if not options["no_warmup"] and warmup_enabled(serve_command=True):
                 self._warm_up()
             self.stdout.write(self.style.SUCCESS(f"Serving on http://{options['addrport']}/ (Ctrl+C to stop)"))
             call_command("runserver", options["addrport"], use_reloader=False, use_threading=True)
@@ -61,11 +65,17 @@ class Command(BaseCommand):
         except StoreUnavailable as exc:
             self.stderr.write(self.style.WARNING(f"Indexes not ensured: {exc.message}"))
 
+    def _check_runtime(self) -> None:
+        """A device or precision this machine cannot run (HF_DEVICE/HF_DTYPE) stops start-up here."""
+        try:
+            profile = describe_runtime()
+        except RuntimeUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Model runtime: {profile.describe()}")
+
     def _warm_up(self) -> None:
         self.stdout.write("Loading the model (the first start converts the bundled model once, ~15 s)…")
         try:
-            seconds = default_service().warm_up()
+            warm_up(progress=self.stdout.write)
         except ModelUnavailable as exc:
             self.stderr.write(self.style.WARNING(f"Model not loaded: {exc.message}"))
-            return
-        self.stdout.write(f"Model ready ({seconds:.2f} s).")
