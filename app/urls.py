@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app import api, health_views, views
+from app import api, health_views, metrics_views, stats_views, views
 
 app_name = "app"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("api/interactions/<str:interaction_id>", api.interaction, name="api_interaction"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
+    path("stats/", stats_views.stats_page, name="stats"),
+    path("metrics", metrics_views.metrics, name="metrics"),
 ]

@@ -1,0 +1,47 @@
+"""``/stats/``: usage figures and charts for the visitor's scope; htmx swaps the body when the range changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from app.errors import StoreUnavailable
+from app.services.stats import DEFAULT_RANGE, RANGES, compute_stats
+from app.services.stats_charts import build_stats_page
+from app.stats_forms import StatsRangeForm
+from app.visitor import visitor_scope
+
+STATS = "app/stats.html"
+
+
+@require_GET
+def stats_page(request: HttpRequest) -> HttpResponse:
+    form = StatsRangeForm(request.GET)
+    context: dict[str, Any] = {
+        "ranges": RANGES.values(),
+        "shared": bool(getattr(settings, "HISTORY_SHARED", False)),
+        "oob_status": bool(request.htmx),
+    }
+    status = 200
+    if not form.is_valid():
+        context.update(range_key=DEFAULT_RANGE, problem=" ".join(form.errors["range"]))
+        status = 400
+    else:
+        range_key = form.range_key()
+        context["range_key"] = range_key
+        try:
+            report = compute_stats(scope=visitor_scope(request), range_key=range_key)
+        except StoreUnavailable as exc:
+            context["problem"] = exc.message
+            status = 503
+        else:
+            context["page"] = build_stats_page(report)
+    template = f"{STATS}#stats-body" if request.htmx else STATS
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
