@@ -111,6 +111,41 @@ HF_DEVICE, HF_DTYPE, HF_THREADS = _runtime_settings()
 # until it is ready; 0 → the model loads on the first request.
 HF_WARMUP: bool | None = env_bool("HF_WARMUP", False) if env_str("HF_WARMUP", "") else None
 
+# Serving (issue #4): several models, batching, limits, answer cache, remote inference.
+# HF_MODELS: extra models a visitor may pick, "id=task,id=task" (the default model is always offered).
+def _offered_models() -> tuple[object, ...]:
+    from app.services.model_registry import parse_models
+
+    return parse_models("HF_MODELS", env_str("HF_MODELS", ""))
+
+
+HF_MODELS = _offered_models()
+HF_MEMORY_BUDGET_MB = env_int("HF_MEMORY_BUDGET_MB", 4096, minimum=0, maximum=1_048_576)  # 0: never unload
+HF_QUEUE_MAX = env_int("HF_QUEUE_MAX", 32, minimum=1, maximum=10_000)  # waiting requests per model, then 429
+HF_MAX_BATCH = env_int("HF_MAX_BATCH", 8, minimum=1, maximum=256)  # prompts per generate() call
+HF_BATCH_WINDOW_MS = env_int("HF_BATCH_WINDOW_MS", 8, minimum=0, maximum=1000)  # wait for companions
+# Per visitor: RATE_LIMIT_PER_MINUTE prompts per minute with bursts of RATE_LIMIT_BURST (0 disables;
+# off by default under pytest so unrelated tests are not throttled).
+RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 0 if TESTING else 30, minimum=0, maximum=100_000)
+RATE_LIMIT_BURST = env_int("RATE_LIMIT_BURST", 10, minimum=1, maximum=100_000)
+ANSWER_CACHE_SIZE = env_int("ANSWER_CACHE_SIZE", 512, minimum=0, maximum=1_000_000)  # 0 disables the cache
+# Remote inference: a TGI server or HF Inference Endpoint URL (HF_API_TOKEN is sent as the bearer token).
+HF_ENDPOINT_URL = env_str("HF_ENDPOINT_URL", "")
+if HF_ENDPOINT_URL and not HF_ENDPOINT_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"HF_ENDPOINT_URL={HF_ENDPOINT_URL!r} must start with http:// or https://.")
+HF_REMOTE_TIMEOUT_S = env_int("HF_REMOTE_TIMEOUT_S", 120, minimum=1, maximum=3600)
+
+# --- Metrics (/metrics in the Prometheus text format; issue 7) -----------------------------
+# Off by default. With METRICS_TOKEN set, scrapers must send "Authorization: Bearer <token>";
+# without it only loopback/private-network clients that did not come through a proxy may scrape.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or any(ch.isspace() for ch in METRICS_TOKEN)):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters without spaces, e.g. "
+        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`, or empty.'
+    )
+
 # --- Django ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -126,6 +161,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "app.metrics_middleware.MetricsMiddleware",  # counts and times requests by view (METRICS_ENABLED)
     "app.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "app.api_auth.ApiAuthMiddleware",

@@ -15,6 +15,7 @@ from app.errors import (
     ModelUnavailable,
     StoreUnavailable,
 )
+from app.services.metrics import observe_interaction
 from app.services.mongo_repo import STATUS_ERROR, Interaction, Page, Scope, get_repository
 from app.services.nlp_service import GenerationParams, GenerationResult, default_service
 from app.services.outbox import OutboxError, get_outbox, get_worker
@@ -55,6 +56,7 @@ def store_interaction(interaction: Interaction) -> None:
     outbox for the replay worker and this returns normally: the visitor still gets the answer.
     Only when the outbox itself cannot be written *and* MongoDB fails is ``StoreUnavailable`` raised.
     """
+    observe_interaction(interaction)
     outbox = get_outbox()
     try:
         seq = outbox.add(interaction)
@@ -91,6 +93,7 @@ def interaction_from_result(
         model=result.model,
         task=result.task,
         session_id=scope.session_id,
+        user_id=scope.user_id,
         params=params.to_dict(),
         prompt_tokens=result.prompt_tokens,
         output_tokens=result.output_tokens,
@@ -112,6 +115,7 @@ def _record_failure(
         model=model,
         task=task,
         session_id=scope.session_id,
+        user_id=scope.user_id,
         params=params.to_dict(),
         status=STATUS_ERROR,
         error=error.message,

@@ -26,6 +26,7 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from app.errors import INTERACTION_NOT_FOUND, STORE_UNAVAILABLE, InteractionNotFound, InvalidCursor, StoreUnavailable
+from app.services.metrics import count_store_error
 from app.services.search import (
     MODEL_KEY,
     STATUS_KEY,
@@ -76,6 +77,8 @@ INDEXES: tuple[IndexModel, ...] = (
     ),
     # Soft-deleted interactions (kept for the undo) are purged by the server after a while.
     IndexModel([("deleted_at", ASCENDING)], name="deleted_ttl", expireAfterSeconds=DELETED_RETENTION_SECONDS),
+    # Answer cache (app/services/answer_cache.py): an equality lookup of an earlier identical greedy answer.
+    IndexModel([("owner", ASCENDING), ("cache_key", ASCENDING)], name="owner_cache_key"),
 )
 
 
@@ -130,6 +133,11 @@ class Interaction:
     id: str = field(default_factory=new_interaction_id)
     created_at: datetime = field(default_factory=utc_now)
     user_id: str | None = None
+    # Serving (issue #4): answered from the answer cache, its key, and the record it regenerates.
+    cached: bool = False
+    cached_from: str | None = None
+    cache_key: str | None = None
+    regenerated_from: str | None = None
 
     @property
     def owner(self) -> str:
@@ -160,6 +168,10 @@ class Interaction:
             "error": self.error,
             "user_id": self.user_id,
             "owner": self.owner,
+            "cached": self.cached,
+            "cached_from": self.cached_from,
+            "cache_key": self.cache_key,
+            "regenerated_from": self.regenerated_from,
             **self.search_fields(),
         }
 
@@ -180,6 +192,10 @@ class Interaction:
             error=doc.get("error"),
             created_at=doc["created_at"],
             user_id=doc.get("user_id"),
+            cached=bool(doc.get("cached", False)),
+            cached_from=doc.get("cached_from"),
+            cache_key=doc.get("cache_key"),
+            regenerated_from=doc.get("regenerated_from"),
         )
 
 
@@ -267,6 +283,7 @@ def store_errors(action: str) -> Iterator[None]:
         yield
     except PyMongoError as exc:
         logger.error("MongoDB %s failed: %s", action, exc.__class__.__name__, exc_info=exc)
+        count_store_error(action=action)
         raise StoreUnavailable(STORE_UNAVAILABLE) from exc
 
 
@@ -341,6 +358,12 @@ class InteractionRepository:
         if doc is None:
             raise InteractionNotFound(INTERACTION_NOT_FOUND)
         return Interaction.from_document(doc)
+
+    def find_cached(self, *, scope: Scope, cache_key: str) -> Interaction | None:
+        """An earlier complete answer of this owner with the same answer-cache key (index ``owner_cache_key``)."""
+        with store_errors("cache lookup"):
+            doc = self.collection.find_one({"owner": scope.owner, "cache_key": cache_key, "status": STATUS_OK})
+        return Interaction.from_document(doc) if doc is not None else None
 
     def page(
         self, *, scope: Scope, cursor: str | None = None, limit: int = 20, filters: HistoryFilter = NO_FILTER

@@ -45,6 +45,7 @@ from app.services.device import (
     resolve_runtime,
     torch_dtype,
 )
+from app.services.metrics import observe_model_load
 from app.services.tasks import (
     ALL_TASK_NAMES,
     CAUSAL_TASK,
@@ -340,6 +341,7 @@ class NLPService:
         self._last_failure_at = 0.0
         self._worker: ModelWorker | None = None
         self._worker_lock = threading.Lock()
+        self.on_loaded: Callable[[NLPService], object] | None = None  # the registry's memory budget check
 
     def __repr__(self) -> str:
         return f"NLPService(model={self.model!r}, task={self.task!r}, loaded={self.is_loaded})"
@@ -362,6 +364,9 @@ class NLPService:
             self._loaded = self._load_or_raise()
             elapsed = time.perf_counter() - started
         logger.info("Loaded model %s (%s) in %.2fs", self.model, self.task, elapsed)
+        observe_model_load(model=self.model, seconds=elapsed)
+        if self.on_loaded is not None:
+            self.on_loaded(self)
         return elapsed
 
     def _raise_if_backing_off(self) -> None:
