@@ -296,12 +296,27 @@ def scrape_refusal(*, token: str, authorization: str, remote_addr: str, headers:
     return None if is_internal_address(remote_addr) else METRICS_LOCAL_ONLY
 
 
+INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
 def is_internal_address(address: str) -> bool:
-    """Loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) or link-local addresses."""
+    """Loopback, private (RFC 1918, fc00::/7) or link-local; IPv4-mapped IPv6 counts as its IPv4."""
     try:
         ip = ipaddress.ip_address(address.strip().split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_private or ip.is_link_local
+    return any(ip in network for network in INTERNAL_NETWORKS)
