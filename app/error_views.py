@@ -19,11 +19,11 @@ FORBIDDEN = "You are not allowed to do that."
 NOT_FOUND = "There is nothing at this address."
 SERVER_ERROR = "Something went wrong on our side. Your input was kept where possible; please try again."
 CSRF_FAILED = (
-    "The form's security token was missing or expired (cookies blocked, or the page was open too long). "
+    "The security token of this form was missing or has expired (cookies blocked, or the page was open too long). "
     "Reload the page and send it again."
 )
 CSRF_FAILED_API = (
-    "CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header with session requests, "
+    "CSRF check failed: send the value of the csrftoken cookie in an X-CSRFToken header with session requests, "
     "or authenticate with 'Authorization: Bearer <token>'."
 )
 
