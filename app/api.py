@@ -19,6 +19,7 @@ from app.errors import (
     InvalidPrompt,
     ModelUnavailable,
     StoreUnavailable,
+    TooManyRequests,
 )
 from app.forms import parse_api_prompt
 from app.services.interactions import answer_prompt, get_interaction
@@ -72,8 +73,15 @@ def generate(request: HttpRequest) -> JsonResponse:
     try:
         prompt_input = parse_api_prompt(payload)
         interaction = answer_prompt(
-            prompt=prompt_input.prompt, params=prompt_input.params, scope=visitor_scope(request)
+            prompt=prompt_input.prompt,
+            params=prompt_input.params,
+            scope=visitor_scope(request),
+            model=prompt_input.model,
         )
+    except TooManyRequests as exc:
+        response = error_response(exc.message, 429, retry_after=exc.retry_after)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except InvalidParams as exc:
         return error_response(exc.message, 422, fields=exc.errors)
     except InvalidPrompt as exc:

@@ -9,18 +9,42 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, InvalidParams, InvalidPrompt
+from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, InvalidParams, InvalidPrompt, ModelNotOffered
 from app.services.interactions import clean_prompt
-from app.services.nlp_service import GenerationParams
+from app.services.model_registry import offered_models, resolve_spec
+from app.services.nlp_service import PARAM_BOUNDS, SEED_MAX, GenerationParams, check_params_for_task
 
-# The generation parameters the prompt form offers (the API accepts every GenerationParams field).
-FORM_PARAM_FIELDS: tuple[str, ...] = ("max_new_tokens", "temperature", "top_p", "do_sample")
+# The generation parameters the prompt form offers (the API accepts the same GenerationParams fields).
+FORM_PARAM_FIELDS: tuple[str, ...] = (
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repetition_penalty",
+    "num_beams",
+    "seed",
+    "do_sample",
+)
+MODEL_NOT_TEXT = "model must be the id of an offered model."
 
 
 @dataclass(frozen=True)
 class PromptInput:
     prompt: str
     params: GenerationParams
+    model: str | None = None
+
+
+def _number_input(name: str, step: float | str) -> forms.CharField:
+    """A text field rendered as ``<input type=number>`` with the server-side bounds as hints."""
+    bound = PARAM_BOUNDS[name]
+    low = bound.minimum + (0.01 if bound.exclusive_minimum else 0)
+    attrs = {"min": _plain(low), "max": _plain(bound.maximum), "step": step, "placeholder": _plain(bound.default)}
+    return forms.CharField(required=False, widget=forms.NumberInput(attrs=attrs))
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class PromptForm(forms.Form):
@@ -29,14 +53,29 @@ class PromptForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "autofocus": True, "placeholder": "Ask the model anything…"}),
     )
-    max_new_tokens = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 1, "max": 1024}))
-    temperature = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 0.01, "max": 2, "step": 0.05}))
-    top_p = forms.CharField(required=False, widget=forms.NumberInput(attrs={"min": 0.01, "max": 1, "step": 0.05}))
+    model = forms.CharField(required=False, widget=forms.Select())
+    max_new_tokens = _number_input("max_new_tokens", 1)
+    temperature = _number_input("temperature", 0.05)
+    top_p = _number_input("top_p", 0.05)
+    top_k = _number_input("top_k", 1)
+    repetition_penalty = _number_input("repetition_penalty", 0.05)
+    num_beams = _number_input("num_beams", 1)
+    seed = forms.CharField(
+        required=False, widget=forms.NumberInput(attrs={"min": 0, "max": SEED_MAX, "step": 1, "placeholder": "random"})
+    )
     do_sample = forms.BooleanField(required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["prompt"].widget.attrs["maxlength"] = settings.PROMPT_MAX_CHARS
+        self.fields["model"].widget.choices = [(spec.id, spec.label) for spec in offered_models()]
+
+    def clean_model(self) -> str | None:
+        model = (self.cleaned_data.get("model") or "").strip()
+        try:
+            return resolve_spec(model).id if model else None
+        except ModelNotOffered as exc:
+            raise forms.ValidationError(exc.message, code="model_not_offered") from None
 
     def clean_prompt(self) -> str:
         try:
@@ -48,19 +87,31 @@ class PromptForm(forms.Form):
         cleaned = super().clean() or {}
         raw = {name: cleaned.get(name) for name in FORM_PARAM_FIELDS if cleaned.get(name) not in (None, "")}
         try:
-            cleaned["params"] = GenerationParams.from_mapping(raw)
+            params = GenerationParams.from_mapping(raw)
+            if "model" not in self.errors:
+                check_params_for_task(params, resolve_spec(cleaned.get("model")).task)
+            cleaned["params"] = params
         except InvalidParams as exc:
             for name, message in exc.errors.items():
                 self.add_error(name if name in self.fields else None, message)
         return cleaned
 
     def to_input(self) -> PromptInput:
-        return PromptInput(prompt=self.cleaned_data["prompt"], params=self.cleaned_data["params"])
+        return PromptInput(
+            prompt=self.cleaned_data["prompt"], params=self.cleaned_data["params"], model=self.cleaned_data["model"]
+        )
+
+
+def initial_from_interaction(prompt: str, params: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Form values that reuse an earlier prompt with its parameters and model (to edit and send again)."""
+    initial: dict[str, Any] = {"prompt": prompt, "model": model}
+    initial.update({name: params[name] for name in FORM_PARAM_FIELDS if params.get(name) is not None})
+    return initial
 
 
 def parse_api_prompt(payload: Mapping[str, Any]) -> PromptInput:
     """Validate a decoded ``POST /api/generate`` body: ``{"prompt": str, "params": {…}}``."""
-    unknown = sorted(set(payload) - {"prompt", "params"})
+    unknown = sorted(set(payload) - {"prompt", "params", "model"})
     if unknown:
         raise InvalidParams({key: "Unknown field." for key in unknown})
     prompt = payload.get("prompt")
@@ -69,4 +120,13 @@ def parse_api_prompt(payload: Mapping[str, Any]) -> PromptInput:
     params = payload.get("params", {})
     if not isinstance(params, Mapping):
         raise InvalidParams({"params": "params must be a JSON object."})
-    return PromptInput(prompt=clean_prompt(prompt), params=GenerationParams.from_mapping(params))
+    model = payload.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidParams({"model": MODEL_NOT_TEXT})
+    try:
+        spec = resolve_spec(model or None)
+    except ModelNotOffered as exc:
+        raise InvalidParams({"model": exc.message}) from None
+    parsed = GenerationParams.from_mapping(params)
+    check_params_for_task(parsed, spec.task)
+    return PromptInput(prompt=clean_prompt(prompt), params=parsed, model=spec.id if model else None)

@@ -12,8 +12,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from app.errors import DomainError, InteractionNotFound, ModelUnavailable, StoreUnavailable
-from app.forms import PromptForm
+from app.errors import DomainError, InteractionNotFound, ModelUnavailable, StoreUnavailable, TooManyRequests
+from app.forms import PromptForm, initial_from_interaction
 from app.services.interactions import answer_prompt, get_interaction, recent_interactions
 from app.services.mongo_repo import Interaction
 from app.visitor import visitor_scope
@@ -50,7 +50,8 @@ def index(request: HttpRequest) -> HttpResponse:
             answer = get_interaction(scope=visitor_scope(request), interaction_id=answer_id)
         except (InteractionNotFound, StoreUnavailable):
             answer = None
-    form = PromptForm(initial={"prompt": answer.prompt} if answer else None)
+    # An answer's prompt, parameters and model fill the form again: change a parameter and send it anew.
+    form = PromptForm(initial=initial_from_interaction(answer.prompt, answer.params, answer.model) if answer else None)
     return _vary_on_htmx(render(request, INDEX, _index_context(request, form, answer=answer)))
 
 
@@ -62,10 +63,15 @@ def submit_prompt(request: HttpRequest) -> HttpResponse:
     prompt_input = form.to_input()
     try:
         interaction = answer_prompt(
-            prompt=prompt_input.prompt, params=prompt_input.params, scope=visitor_scope(request)
+            prompt=prompt_input.prompt,
+            params=prompt_input.params,
+            scope=visitor_scope(request),
+            model=prompt_input.model,
         )
     except (ModelUnavailable, StoreUnavailable) as exc:
         return _unavailable(request, form, exc)
+    except TooManyRequests as exc:
+        return too_many_requests(_unavailable(request, form, exc, status=429), exc)
     if not request.htmx:
         return HttpResponseRedirect(f"{reverse('app:index')}?answer={interaction.id}", status=303)
     return _vary_on_htmx(render(request, f"{INDEX}#answer-with-row", {"answer": interaction}))
@@ -78,11 +84,17 @@ def _invalid_prompt(request: HttpRequest, form: PromptForm) -> HttpResponse:
     return _vary_on_htmx(render(request, INDEX, _index_context(request, form), status=422))
 
 
-def _unavailable(request: HttpRequest, form: PromptForm, error: DomainError) -> HttpResponse:
+def _unavailable(request: HttpRequest, form: PromptForm, error: DomainError, status: int = 503) -> HttpResponse:
     if request.htmx:
-        return _vary_on_htmx(render(request, f"{INDEX}#problem", {"problem": error.message}, status=503))
+        return _vary_on_htmx(render(request, f"{INDEX}#problem", {"problem": error.message}, status=status))
     context = _index_context(request, form, problem=error.message)
-    return _vary_on_htmx(render(request, INDEX, context, status=503))
+    return _vary_on_htmx(render(request, INDEX, context, status=status))
+
+
+def too_many_requests(response: HttpResponse, error: TooManyRequests) -> HttpResponse:
+    """A 429 (queue full or rate limit) tells the client when to come back."""
+    response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @require_GET

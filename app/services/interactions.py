@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 
@@ -17,7 +16,7 @@ from app.errors import (
 )
 from app.services.metrics import observe_interaction
 from app.services.mongo_repo import STATUS_ERROR, Interaction, Page, Scope, get_repository
-from app.services.nlp_service import GenerationParams, GenerationResult, default_service
+from app.services.nlp_service import GenerationParams, GenerationResult
 from app.services.outbox import OutboxError, get_outbox, get_worker
 
 logger = logging.getLogger(__name__)
@@ -33,19 +32,24 @@ def clean_prompt(text: str) -> str:
     return text.strip()
 
 
-def answer_prompt(*, prompt: str, params: GenerationParams, scope: Scope) -> Interaction:
-    """Generate an answer and store the interaction; a model failure is stored too, then raised."""
-    service = default_service()
-    started = time.perf_counter()
-    try:
-        result = service.generate(prompt, params)
-    except ModelUnavailable as exc:
-        _record_failure(prompt=prompt, params=params, scope=scope, model=service.model, task=service.task, error=exc)
-        raise
-    interaction = interaction_from_result(result, prompt=prompt, params=params, scope=scope)
-    store_interaction(interaction)
-    interaction.durations_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return interaction
+def answer_prompt(
+    *,
+    prompt: str,
+    params: GenerationParams,
+    scope: Scope,
+    model: str | None = None,
+    regenerated_from: str | None = None,
+) -> Interaction:
+    """Generate an answer (or take it from the answer cache) and store the interaction.
+
+    ``model`` is an offered model id (empty: the default). Raises ``ModelNotOffered``, ``InvalidParams``,
+    ``RateLimited``/``QueueFull`` (429) or ``ModelUnavailable`` (stored as a failed interaction first).
+    The rules live in ``app.services.generation`` (shared with the streaming page).
+    """
+    from app.services.generation import Ask, answer_blocking
+
+    ask = Ask(prompt=prompt, params=params, model=model or None, regenerated_from=regenerated_from)
+    return answer_blocking(ask, scope)
 
 
 def store_interaction(interaction: Interaction) -> None:

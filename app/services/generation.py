@@ -1,0 +1,265 @@
+"""Answering a prompt end to end: model choice, rate limit, answer cache, worker, record.
+
+Two ways in, one set of rules:
+
+* ``answer_blocking`` — the form POST without JavaScript and ``POST /api/generate``: waits for the
+  whole answer (through the same worker, so it is batched with concurrent streams).
+* ``start_stream`` — the page with JavaScript: returns a ``Stream`` at once; the SSE view relays its
+  events and the record is written by the worker when the request ends (``ok``, ``cancelled`` with
+  the partial text, or ``error``), whether or not anybody is still listening.
+
+Every record goes through ``interactions.store_interaction``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
+from app.services import answer_cache
+from app.services.inference import InferenceRequest
+from app.services.model_registry import GenerationService, service_for
+from app.services.mongo_repo import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
+from app.services.nlp_service import GenerationParams, GenerationResult, check_params_for_task
+from app.services.rate_limit import check_rate_limit
+
+logger = logging.getLogger(__name__)
+
+STREAM_ATTACH_SECONDS = 30.0  # a stream nobody listens to within this time is cancelled
+STREAM_KEEP_SECONDS = 300.0  # finished streams stay addressable (stop/late reconnect) this long
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a visitor asked for."""
+
+    prompt: str
+    params: GenerationParams
+    model: str | None = None
+    regenerated_from: str | None = None
+
+
+@dataclass
+class Stream:
+    """One streamed answer: its request on the worker, and the record once it has ended."""
+
+    id: str
+    owner: str
+    ask: Ask
+    model: str
+    task: str
+    request: InferenceRequest | None
+    interaction: Interaction | None = None
+    store_error: str | None = None
+    attached: bool = False
+    created: float = field(default_factory=time.monotonic)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def finished(self) -> bool:
+        return self.ended.is_set()
+
+    def cancel(self) -> None:
+        if self.request is not None:
+            self.request.cancel()
+
+
+def prepare(ask: Ask, scope: Scope) -> GenerationService:
+    """Check the model, its parameters and the visitor's rate limit; return the service to use."""
+    service = service_for(ask.model)
+    check_params_for_task(ask.params, service.task)
+    check_rate_limit(scope.owner)
+    return service
+
+
+def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
+    """Answer and store; a model failure is stored too (status ``error``), then raised."""
+    from app.services.interactions import store_interaction
+
+    service = prepare(ask, scope)
+    started = time.perf_counter()
+    cached = _cached_interaction(ask, scope, service)
+    if cached is not None:
+        store_interaction(cached)
+        return cached
+    try:
+        result = service.generate(ask.prompt, ask.params)
+    except ModelUnavailable as exc:
+        _store_quietly(_failed_interaction(ask, scope, service, exc))
+        raise
+    interaction = interaction_for(ask, scope, service, result)
+    store_interaction(interaction)
+    answer_cache.remember(scope=scope, interaction=interaction)
+    interaction.durations_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return interaction
+
+
+def start_stream(ask: Ask, scope: Scope) -> Stream:
+    """Queue the request (or answer it from the cache) and register the stream for this visitor."""
+    from app.services.interactions import store_interaction
+
+    service = prepare(ask, scope)
+    stream = Stream(
+        id=uuid.uuid4().hex, owner=scope.owner, ask=ask, model=service.model, task=service.task, request=None
+    )
+    cached = _cached_interaction(ask, scope, service)
+    if cached is not None:
+        store_interaction(cached)
+        stream.interaction = cached
+        stream.ended.set()
+        _register(stream)
+        return stream
+
+    def on_finish(request: InferenceRequest) -> None:
+        _record_stream_end(stream, scope, service, request)
+
+    stream.request = service.submit(ask.prompt, ask.params, on_finish=on_finish)
+    _register(stream)
+    timer = threading.Timer(STREAM_ATTACH_SECONDS, _cancel_if_unattached, args=(stream,))
+    timer.daemon = True
+    timer.start()
+    return stream
+
+
+def get_stream(stream_id: str, scope: Scope) -> Stream:
+    """This visitor's stream with that id, or ``StreamNotFound``."""
+    with _streams_lock:
+        stream = _streams.get(stream_id)
+    if stream is None or stream.owner != scope.owner:
+        raise StreamNotFound()
+    return stream
+
+
+def stop_stream(stream_id: str, scope: Scope, *, wait_seconds: float = 5.0) -> Stream:
+    """Cancel the visitor's stream; wait briefly for the partial answer to be recorded."""
+    stream = get_stream(stream_id, scope)
+    stream.cancel()
+    stream.ended.wait(wait_seconds)
+    return stream
+
+
+def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: GenerationResult) -> Interaction:
+    cancelled = result.finish_reason == "cancelled"
+    return Interaction(
+        prompt=ask.prompt,
+        output=result.text,
+        model=service.model,
+        task=service.task,
+        **scope.owner_fields(),
+        params=ask.params.to_dict(),
+        prompt_tokens=result.prompt_tokens,
+        output_tokens=result.output_tokens,
+        durations_ms={
+            "load_ms": round(result.load_seconds * 1000, 1),
+            "generate_ms": round(result.generate_seconds * 1000, 1),
+            "model_total_ms": round(result.total_seconds * 1000, 1),
+        },
+        status=STATUS_CANCELLED if cancelled else STATUS_OK,
+        cache_key=None if cancelled else _key(ask, service),
+        regenerated_from=ask.regenerated_from,
+    )
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+_streams: dict[str, Stream] = {}
+_streams_lock = threading.Lock()
+
+
+def _register(stream: Stream) -> None:
+    now = time.monotonic()
+    with _streams_lock:
+        stale = [key for key, old in _streams.items() if old.finished and now - old.created > STREAM_KEEP_SECONDS]
+        for key in stale:
+            del _streams[key]
+        _streams[stream.id] = stream
+
+
+def reset_streams() -> None:
+    """Cancel and forget every stream (tests)."""
+    with _streams_lock:
+        streams = list(_streams.values())
+        _streams.clear()
+    for stream in streams:
+        stream.cancel()
+
+
+def _cancel_if_unattached(stream: Stream) -> None:
+    if not stream.attached and not stream.finished:
+        logger.info("Stream %s was never opened; cancelling its request", stream.id)
+        stream.cancel()
+
+
+def _key(ask: Ask, service: GenerationService) -> str | None:
+    return answer_cache.cache_key(model=service.model, task=service.task, params=ask.params, prompt=ask.prompt)
+
+
+def _cached_interaction(ask: Ask, scope: Scope, service: GenerationService) -> Interaction | None:
+    started = time.perf_counter()
+    key = _key(ask, service)
+    found = answer_cache.lookup(scope=scope, key=key)
+    if found is None:
+        return None
+    return Interaction(
+        prompt=ask.prompt,
+        output=found.output,
+        model=service.model,
+        task=service.task,
+        **scope.owner_fields(),
+        params=ask.params.to_dict(),
+        prompt_tokens=found.prompt_tokens,
+        output_tokens=found.output_tokens,
+        durations_ms={"generate_ms": 0.0, "cache_ms": round((time.perf_counter() - started) * 1000, 3)},
+        cached=True,
+        cached_from=found.source_id,
+        cache_key=key,
+        regenerated_from=ask.regenerated_from,
+    )
+
+
+def _failed_interaction(ask: Ask, scope: Scope, service: GenerationService, error: DomainError) -> Interaction:
+    return Interaction(
+        prompt=ask.prompt,
+        output="",
+        model=service.model,
+        task=service.task,
+        **scope.owner_fields(),
+        params=ask.params.to_dict(),
+        status=STATUS_ERROR,
+        error=error.message,
+        regenerated_from=ask.regenerated_from,
+    )
+
+
+def _store_quietly(interaction: Interaction) -> str | None:
+    """Store; on failure log and return the message (the visitor still sees the answer)."""
+    from app.services.interactions import store_interaction
+
+    try:
+        store_interaction(interaction)
+    except StoreUnavailable as exc:
+        return exc.message
+    except Exception:
+        logger.exception("Could not record interaction %s", interaction.id)
+        return "The answer could not be saved."
+    return None
+
+
+def _record_stream_end(stream: Stream, scope: Scope, service: GenerationService, request: InferenceRequest) -> None:
+    """Runs in the worker thread when the request ends, before the client hears ``done``."""
+    if request.result is not None:
+        interaction = interaction_for(stream.ask, scope, service, request.result)
+        interaction.durations_ms["total_ms"] = round(request.result.total_seconds * 1000, 1)
+        if request.first_token_at is not None:
+            interaction.durations_ms["first_token_ms"] = round((request.first_token_at - request.enqueued_at) * 1000, 1)
+    else:
+        interaction = _failed_interaction(stream.ask, scope, service, request.error or ModelUnavailable("failed"))
+    stream.store_error = _store_quietly(interaction)
+    if stream.store_error is None:
+        answer_cache.remember(scope=scope, interaction=interaction)
+    stream.interaction = interaction
+    stream.ended.set()
