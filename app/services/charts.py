@@ -17,10 +17,10 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH = 640
+WIDTH = 560
 HEIGHT = 260
 MARGIN_LEFT = 56
-MARGIN_RIGHT = 16
+MARGIN_RIGHT = 40
 MARGIN_TOP = 16
 MARGIN_BOTTOM = 52
 MAX_X_LABELS = 8
@@ -212,8 +212,12 @@ def line_chart(
     series: Sequence[Series],
     y_label: str,
     format_value: Formatter = format_number,
+    tick_labels: Sequence[str] | None = None,
 ) -> Chart:
-    """One line per series over shared x labels; a point (circle with a tooltip) at each value."""
+    """One line per series over shared x labels; a point (circle with a tooltip) at each value.
+
+    ``tick_labels`` (same length as ``x_labels``) are shorter texts for the axis; tooltips and the
+    data table keep the full ``x_labels``."""
     values = [v for one in series for v in one.values if v is not None]
     plot = _Plot(maximum=max(values, default=0.0))
     parts = _open_svg(chart_id, title, description, "line")
@@ -228,7 +232,8 @@ def line_chart(
     parts.append('<g class="chart-x-labels">')
     for index, label in enumerate(x_labels):
         if index % label_every == 0:
-            parts.append(plot.x_label(x_at(index), label, limit=max(4, int(step * label_every / 7))))
+            tick = tick_labels[index] if tick_labels is not None else label
+            parts.append(plot.x_label(x_at(index), tick, limit=max(4, int(step * label_every / 7))))
     parts.append("</g>")
     plotted = 0
     for number, one in enumerate(series):

@@ -125,6 +125,7 @@ class SeriesPoint:
     start: datetime
     label: str
     figures: Figures
+    tick: str = ""  # short axis label
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,11 @@ def bucket_floor(moment: datetime, bucket: Bucket) -> datetime:
 
 def bucket_label(start: datetime, bucket: Bucket) -> str:
     return start.strftime("%m-%d %H:00") if bucket == "hour" else start.strftime("%Y-%m-%d")
+
+
+def bucket_tick(start: datetime, bucket: Bucket) -> str:
+    """A short axis label: the hour for hourly buckets, month-day for daily ones."""
+    return start.strftime("%H:00") if bucket == "hour" else start.strftime("%m-%d")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -453,7 +459,10 @@ def _series(
     points = [first + step * i for i in range(count)] if filled else starts
     return [
         SeriesPoint(
-            start=start, label=bucket_label(start, bucket), figures=by_bucket.get(start.strftime(fmt), Figures())
+            start=start,
+            label=bucket_label(start, bucket),
+            figures=by_bucket.get(start.strftime(fmt), Figures()),
+            tick=bucket_tick(start, bucket),
         )
         for start in points
     ]

@@ -109,6 +109,7 @@ def _models_with_several_tasks(models: list[ModelStats]) -> set[str]:
 def _charts(report: StatsReport, several_tasks: set[str]) -> list[Chart]:
     unit = "hour" if report.range.bucket == "hour" else "day"
     labels = [point.label for point in report.series]
+    ticks = [point.tick for point in report.series]
     counts = [float(point.figures.interactions) for point in report.series]
     busiest = max(report.series, key=lambda point: point.figures.interactions, default=None)
     busiest_text = (
@@ -124,6 +125,7 @@ def _charts(report: StatsReport, several_tasks: set[str]) -> list[Chart]:
             f"{busiest_text}"
         ),
         x_labels=labels,
+        tick_labels=ticks,
         series=[
             Series("Interactions", counts),
             Series("Errors", [float(point.figures.errors) for point in report.series]),
@@ -140,6 +142,7 @@ def _charts(report: StatsReport, several_tasks: set[str]) -> list[Chart]:
             f"p95 {format_ms(report.overall.p95_ms)}."
         ),
         x_labels=labels,
+        tick_labels=ticks,
         series=[
             Series("p50 ms", [point.figures.p50_ms for point in report.series]),
             Series("p95 ms", [point.figures.p95_ms for point in report.series]),
