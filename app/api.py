@@ -48,6 +48,8 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "created_at": interaction.created_at.isoformat().replace("+00:00", "Z"),
         "tokens": {"prompt": interaction.prompt_tokens, "output": interaction.output_tokens},
         "timings_ms": interaction.durations_ms,
+        "cached": interaction.cached,
+        "regenerated_from": interaction.regenerated_from,
     }
 
 

@@ -41,6 +41,7 @@ class Ask:
     params: GenerationParams
     model: str | None = None
     regenerated_from: str | None = None
+    use_cache: bool = True  # Regenerate asks the model again even for a deterministic request
 
 
 @dataclass
@@ -199,6 +200,8 @@ def _key(ask: Ask, service: GenerationService) -> str | None:
 
 
 def _cached_interaction(ask: Ask, scope: Scope, service: GenerationService) -> Interaction | None:
+    if not ask.use_cache:
+        return None
     started = time.perf_counter()
     key = _key(ask, service)
     found = answer_cache.lookup(scope=scope, key=key)

@@ -24,7 +24,7 @@ def test_index_renders_full_page_with_form(client: Client) -> None:
     body = response.content.decode()
     assert "<html" in body
     assert 'id="prompt-form"' in body
-    assert 'hx-post="/prompt/"' in body
+    assert 'hx-post="/stream/"' in body  # with JavaScript the answer streams (app/stream_views.py)
     assert 'action="/prompt/"' in body
     assert "HX-Request" in response["Vary"]
 
