@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
@@ -22,9 +21,10 @@ STATS = "app/stats.html"
 @require_GET
 def stats_page(request: HttpRequest) -> HttpResponse:
     form = StatsRangeForm(request.GET)
+    scope = visitor_scope(request)
     context: dict[str, Any] = {
         "ranges": RANGES.values(),
-        "shared": bool(getattr(settings, "HISTORY_SHARED", False)),
+        "shared": bool(getattr(scope, "shared", False)),
         "oob_status": bool(request.htmx),
     }
     status = 200
@@ -35,7 +35,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         range_key = form.range_key()
         context["range_key"] = range_key
         try:
-            report = compute_stats(scope=visitor_scope(request), range_key=range_key)
+            report = compute_stats(scope=scope, range_key=range_key)
         except StoreUnavailable as exc:
             context["problem"] = exc.message
             status = 503

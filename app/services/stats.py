@@ -179,6 +179,20 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 # --- The aggregation --------------------------------------------------------------------------
 
 
+def scope_match(scope: Scope, *, since: datetime | None) -> dict[str, Any]:
+    """The scope's own filter (an indexed owner, or nothing when shared) and the range on ``created_at``.
+
+    A shared scope sees every owner, so interactions deleted but still restorable (they carry
+    ``deleted_at`` until the undo window ends) are left out explicitly.
+    """
+    match: dict[str, Any] = dict(scope.query())
+    if not match:
+        match["deleted_at"] = {"$exists": False}
+    if since is not None:
+        match["created_at"] = {"$gte": since}
+    return match
+
+
 def _is_timed() -> dict[str, Any]:
     return {
         "$and": [
@@ -228,9 +242,7 @@ def stats_pipeline(
     *, scope: Scope, since: datetime | None, bucket: Bucket, with_percentiles: bool
 ) -> list[dict[str, Any]]:
     """The aggregation behind the stats page (public so the benchmark and tests can run it)."""
-    match: dict[str, Any] = dict(scope.query())
-    if since is not None:
-        match["created_at"] = {"$gte": since}
+    match = scope_match(scope, since=since)
     accumulators = _accumulators(with_percentiles=with_percentiles)
     return [
         {"$match": match},
@@ -324,9 +336,7 @@ def _percentile_sample(
     repository: InteractionRepository, *, scope: Scope, since: datetime | None
 ) -> list[dict[str, Any]]:
     """The newest interactions in range (bounded), with only the fields percentiles need."""
-    query: dict[str, Any] = dict(scope.query())
-    if since is not None:
-        query["created_at"] = {"$gte": since}
+    query = scope_match(scope, since=since)
     projection = {"_id": 0, "model": 1, "task": 1, "created_at": 1, "status": 1, "cached": 1, "durations_ms": 1}
     with store_errors("stats sample"):
         cursor = (

@@ -178,6 +178,27 @@ def test_other_visitors_interactions_are_not_counted(seeded: InteractionReposito
     assert bob.overall.p50_ms == 9999.0
 
 
+def test_deleted_interactions_are_not_counted(seeded: InteractionRepository) -> None:
+    newest = seeded.page(scope=ALICE, limit=1).items[0]
+    seeded.soft_delete(newest.id, scope=ALICE)
+    assert report(seeded, "all").overall.interactions == 8
+
+
+def test_shared_scope_counts_every_owner_except_deleted_ones(seeded: InteractionRepository) -> None:
+    shared = Scope(session_id="anyone", shared=True)
+    assert compute_stats(scope=shared, range_key="all", now=NOW, repository=seeded).overall.interactions == 10
+    seeded.soft_delete(seeded.page(scope=ALICE, limit=1).items[0].id, scope=ALICE)
+    assert compute_stats(scope=shared, range_key="all", now=NOW, repository=seeded).overall.interactions == 9
+
+
+def test_logged_in_user_scope_counts_the_users_interactions(repo: InteractionRepository) -> None:
+    repo.insert(Interaction(prompt="p", output="o", model="m", task="t", session_id="laptop", user_id="7"))
+    repo.insert(Interaction(prompt="p", output="o", model="m", task="t", session_id="phone", user_id="7"))
+    repo.insert(Interaction(prompt="p", output="o", model="m", task="t", session_id="phone"))
+    user = Scope(session_id="phone", user_id="7")
+    assert compute_stats(scope=user, range_key="24h", repository=repo).overall.interactions == 2
+
+
 @pytest.mark.parametrize("range_key", ["24h", "7d", "30d", "all"])
 def test_sampled_percentiles_equal_the_server_percentiles(seeded: InteractionRepository, range_key: str) -> None:
     server = report(seeded, range_key, percentile_method="server")
