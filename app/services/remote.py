@@ -89,12 +89,10 @@ class RemoteBackend:
         started = time.perf_counter()
         text, tokens, finish = "", 0, "length"
         generated_text: str | None = None
-        stream: Iterator[Any] | None = None
+        client = self.client()  # holds the HTTP response open while we iterate; closed below
         try:
-            stream = iter(
-                self.client().text_generation(
-                    request.prompt, stream=True, details=True, **tgi_parameters(request.params)
-                )
+            stream: Iterator[Any] = iter(
+                client.text_generation(request.prompt, stream=True, details=True, **tgi_parameters(request.params))
             )
             for chunk in stream:
                 if request.cancelled:
@@ -110,18 +108,13 @@ class RemoteBackend:
                 if chunk.generated_text is not None:
                     generated_text = chunk.generated_text
         except Exception as exc:  # network, HTTP status, malformed stream: one clear message
-            reason = (
-                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
-                if str(exc).strip()
-                else type(exc).__name__
-            )
+            first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
             logger.warning("Remote generation on %s failed: %s", self.url, reason)
             request._finish(error=ModelUnavailable(REMOTE_FAILED.format(url=self.url, reason=reason)))
             return
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # closes the HTTP response: TGI stops generating for a cancelled request
+            client.close()  # closes the HTTP response: TGI stops generating for a cancelled request
         now = time.perf_counter()
         final = (generated_text if generated_text is not None and finish != "cancelled" else text).strip()
         request._finish(
