@@ -54,6 +54,7 @@ FIRST_WINDOW = timedelta(minutes=1)
 WINDOW_GROWTH = 4
 WINDOW_TARGET_DOCS = 500
 OLDEST = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
 
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
@@ -402,12 +403,10 @@ class InteractionRepository:
         if term is not None:
             base[term[0]] = term[1]
         # When the indexed query is the whole condition, MongoDB may stop at ``want`` documents.
-        exact = not scope.shared and (
-            term is None
-            or (
-                filters.search.is_empty
-                and sum(bool(value) for value in (filters.model, filters.task, filters.status)) == 1
-            )
+        exact = (
+            not scope.shared
+            and filters.search.is_empty
+            and sum(bool(value) for value in (filters.model, filters.task, filters.status)) <= 1
         )
         upper = filters.until
         found = 0
@@ -428,7 +427,9 @@ class InteractionRepository:
             last = lower <= lower_limit
             condition: dict[str, Any] = {}
             if not last or filters.since is not None:
-                condition["$gte"] = max(lower, lower_limit)
+                # ``$gt`` one millisecond earlier means ``$gte`` (BSON dates are milliseconds); SecantusDB
+                # 0.7 drops the inclusive end of a range walked on a descending index, ``$gt`` is exact.
+                condition["$gt"] = max(lower, lower_limit) - ONE_MS
             if upper is not None:
                 condition["$lt"] = upper
             query = {**base, "created_at": condition} if condition else dict(base)

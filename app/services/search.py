@@ -5,7 +5,7 @@ Text is tokenized the same way when it is stored and when it is searched: accent
 Each document keeps
 
 * ``search_tokens`` — its distinct words (multikey index), for whole-word matches;
-* ``search_keys`` — short prefixes of those words (``p:c``, ``p:ca``, ``p:cap``) and its facets
+* ``search_keys`` — the first three letters of those words (``p:cap``) and its facets
   (``m:<model>``, ``t:<task>``, ``s:<status>``), for the last word typed and for filters.
 
 A query matches when every word matches a stored word exactly and the last word is a prefix of one.
@@ -60,7 +60,7 @@ def facet_key(kind: str, value: str) -> str:
 
 def document_keys(tokens: Iterable[str], *, model: str, task: str, status: str) -> list[str]:
     """Prefix keys of ``tokens`` plus the facet keys (what ``search_keys`` stores)."""
-    keys = {PREFIX_KEY + token[:length] for token in tokens for length in range(1, PREFIX_KEY_CHARS + 1)}
+    keys = {PREFIX_KEY + token[:PREFIX_KEY_CHARS] for token in tokens}
     keys.update((facet_key(MODEL_KEY, model), facet_key(TASK_KEY, task), facet_key(STATUS_KEY, status)))
     return sorted(keys)
 
@@ -89,8 +89,9 @@ class SearchQuery:
         """The most selective indexed term: ``("search_tokens", word)`` or ``("search_keys", "p:…")``."""
         if self.words:
             return "search_tokens", max(self.words, key=len)
-        if self.prefix:
+        if len(self.prefix) >= PREFIX_KEY_CHARS:
             return "search_keys", PREFIX_KEY + self.prefix[:PREFIX_KEY_CHARS]
+        # One or two letters match most documents: reading the newest windows finds them fastest.
         return None
 
 

@@ -1,0 +1,195 @@
+"""History pages: browse and search, load more, delete/undo, delete all, export, import, claim.
+
+Every URL renders a full page when opened directly and a fragment for htmx (``Vary: HX-Request``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from app.errors import LOGIN_REQUIRED_TO_CLAIM, InteractionNotFound, StoreUnavailable
+from app.history_forms import HistoryFilterForm, ImportForm, filter_form
+from app.services import history
+from app.services.mongo_repo import HistoryFilter
+from app.services.tasks import SUPPORTED_TASKS
+from app.visitor import visitor_id, visitor_scope
+
+HISTORY = "app/history.html"
+CONFIRM_DELETE_ALL = "app/history_delete_all.html"
+IMPORT = "app/history_import.html"
+
+
+NOTICE_KEY = "history_notice"
+
+
+def _notify(request: HttpRequest, text: str) -> None:
+    """A one-time notice shown on the next history page (after a redirect)."""
+    request.session[NOTICE_KEY] = text
+
+
+def _vary(response: HttpResponse) -> HttpResponse:
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _list_context(request: HttpRequest, form: HistoryFilterForm) -> dict[str, Any]:
+    """The page of rows for valid filters, or the reasons they are not valid (status 400)."""
+    context: dict[str, Any] = {"form": form, "rows": [], "next_cursor": None, "problem": None}
+    if not form.is_valid():
+        context["field_errors"] = form.errors_by_field()
+        return context
+    try:
+        page = history.history_page(scope=visitor_scope(request), filters=form.to_filter(), cursor=form.page_cursor())
+    except StoreUnavailable as exc:
+        context["problem"] = exc.message
+        return context
+    context.update(rows=page.rows, next_cursor=page.next_cursor, query=form.filter_query())
+    return context
+
+
+def _status(context: dict[str, Any]) -> int:
+    if context.get("field_errors"):
+        return 400
+    return 503 if context.get("problem") else 200
+
+
+@require_GET
+def history_page(request: HttpRequest) -> HttpResponse:
+    form = filter_form(request.GET)
+    context = _list_context(request, form)
+    status = _status(context)
+    if request.htmx and not request.htmx.history_restore_request:
+        # "Load more" asks for the next rows only; a filter or search change gets the whole result block.
+        partial = "rows" if form.data.get("cursor") and status == 200 else "results"
+        return _vary(render(request, f"{HISTORY}#{partial}", context, status=status))
+    scope = visitor_scope(request)
+    context.update(
+        shared=scope.shared,
+        claimable=_claimable(request),
+        statuses=history.STATUSES,
+        tasks=SUPPORTED_TASKS,
+        current_model=settings.HF_MODEL or "",
+        deleted_id=request.GET.get("deleted", ""),
+        notice=request.session.pop(NOTICE_KEY, ""),
+    )
+    return _vary(render(request, HISTORY, context, status=status))
+
+
+def _claimable(request: HttpRequest) -> bool:
+    if not request.user.is_authenticated or settings.HISTORY_SHARED:
+        return False
+    try:
+        return history.has_unclaimed_history(session_id=visitor_id(request))
+    except StoreUnavailable:
+        return False
+
+
+@require_POST
+def delete_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
+    """Soft delete: the row is replaced by an "Undo" for a few seconds (the store keeps it a while)."""
+    try:
+        interaction = history.delete_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
+    except InteractionNotFound as exc:
+        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=404))
+    except StoreUnavailable as exc:
+        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503))
+    if request.htmx:
+        return _vary(render(request, f"{HISTORY}#deleted-row", {"interaction": interaction}))
+    return HttpResponseRedirect(f"{reverse('app:history')}?deleted={interaction.id}", status=303)
+
+
+@require_POST
+def restore_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
+    try:
+        interaction = history.restore_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
+    except InteractionNotFound as exc:
+        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=404))
+    except StoreUnavailable as exc:
+        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503))
+    if request.htmx:
+        row = history.HistoryRow(interaction=interaction, prompt=[], output=[])
+        return _vary(render(request, f"{HISTORY}#row", {"row": row, "restored": True}))
+    return HttpResponseRedirect(reverse("app:history"), status=303)
+
+
+@require_http_methods(["GET", "POST"])
+def delete_all(request: HttpRequest) -> HttpResponse:
+    """GET asks for confirmation; POST with ``confirm=yes`` deletes every interaction of this history."""
+    scope = visitor_scope(request)
+    if request.method == "GET" or request.POST.get("confirm") != "yes":
+        status = 200 if request.method == "GET" else 400
+        return render(request, CONFIRM_DELETE_ALL, {"shared": scope.shared}, status=status)
+    try:
+        deleted = history.delete_history(scope=scope)
+    except StoreUnavailable as exc:
+        return render(request, CONFIRM_DELETE_ALL, {"shared": scope.shared, "problem": exc.message}, status=503)
+    _notify(request, f"Deleted {deleted} interaction{'' if deleted == 1 else 's'}.")
+    return HttpResponseRedirect(reverse("app:history"), status=303)
+
+
+def _export_filters(request: HttpRequest) -> HistoryFilter | HttpResponse:
+    form = filter_form(request.GET)
+    if not form.is_valid():
+        context = _list_context(request, form)
+        return _vary(render(request, HISTORY, context, status=400))
+    return form.to_filter()
+
+
+def streamed(lines: Iterator[str], *, content_type: str, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def export_jsonl(request: HttpRequest) -> HttpResponse:
+    filters = _export_filters(request)
+    if isinstance(filters, HttpResponse):
+        return filters
+    lines = history.export_jsonl(scope=visitor_scope(request), filters=filters)
+    return streamed(lines, content_type="application/x-ndjson; charset=utf-8", filename="history.jsonl")
+
+
+@require_GET
+def export_csv(request: HttpRequest) -> HttpResponse:
+    filters = _export_filters(request)
+    if isinstance(filters, HttpResponse):
+        return filters
+    lines = history.export_csv(scope=visitor_scope(request), filters=filters)
+    return streamed(lines, content_type="text/csv; charset=utf-8", filename="history.csv")
+
+
+@require_http_methods(["GET", "POST"])
+def import_history(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, IMPORT, {"form": ImportForm()})
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, IMPORT, {"form": form}, status=400)
+    try:
+        report = history.import_jsonl(form.cleaned_data["file"], scope=visitor_scope(request))
+    except StoreUnavailable as exc:
+        return render(request, IMPORT, {"form": ImportForm(), "problem": exc.message}, status=503)
+    return render(request, IMPORT, {"form": ImportForm(), "report": report})
+
+
+@require_POST
+def claim(request: HttpRequest) -> HttpResponse:
+    """Move the interactions this browser made before logging in to the logged-in user."""
+    if not request.user.is_authenticated:
+        return render(request, f"{HISTORY}#problem", {"problem": LOGIN_REQUIRED_TO_CLAIM}, status=403)
+    try:
+        moved = history.claim_history(session_id=visitor_id(request), user_id=str(request.user.pk))
+    except StoreUnavailable as exc:
+        return render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503)
+    _notify(request, f"Moved {moved} interaction{'' if moved == 1 else 's'} to your account.")
+    return HttpResponseRedirect(reverse("app:history"), status=303)

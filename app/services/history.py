@@ -1,0 +1,366 @@
+"""History use cases: browse and search pages, export, import, delete and restore, claim after login.
+
+Every function takes the caller's ``Scope``; the repository puts it into each query, so another
+visitor's interaction is simply not found (404 everywhere).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from app.services.mongo_repo import (
+    STATUS_CANCELLED,
+    STATUS_ERROR,
+    STATUS_OK,
+    HistoryFilter,
+    Interaction,
+    Scope,
+    get_repository,
+)
+from app.services.search import Segment, highlight
+
+logger = logging.getLogger(__name__)
+
+STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED)
+PAGE_SIZE = 20
+IMPORT_BATCH = 500
+IMPORT_MAX_LINE_BYTES = 1_000_000
+IMPORT_MAX_TEXT_CHARS = 200_000
+MAX_REJECTIONS_LISTED = 200
+CSV_COLUMNS: tuple[str, ...] = (
+    "id",
+    "created_at",
+    "model",
+    "task",
+    "status",
+    "prompt",
+    "output",
+    "prompt_tokens",
+    "output_tokens",
+    "error",
+)
+# Spreadsheets run cells that start with these as formulas; exported text gets a leading quote.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+REJECT_NOT_JSON = "not valid JSON"
+REJECT_NOT_OBJECT = "not a JSON object"
+REJECT_TOO_LONG = f"line longer than {IMPORT_MAX_LINE_BYTES} bytes"
+REJECT_NOT_UTF8 = "not UTF-8 text"
+REJECT_ID = "id must be a 24-character hexadecimal id"
+REJECT_PROMPT = "prompt must be non-empty text"
+REJECT_TEXT_TOO_LONG = f"prompt and output must each be at most {IMPORT_MAX_TEXT_CHARS} characters"
+REJECT_OUTPUT = "output must be text"
+REJECT_CREATED_AT = "created_at must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z"
+REJECT_TEXT_FIELD = "{name} must be text"
+REJECT_STATUS = f"status must be one of {', '.join(STATUSES)}"
+REJECT_PARAMS = "params must be a JSON object"
+REJECT_TOKENS = 'tokens must be an object like {"prompt": 3, "output": 12} with whole numbers'
+REJECT_TIMINGS = "timings_ms must be an object of numbers"
+REJECT_DUPLICATE_IN_FILE = "the same id appears earlier in this file"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    interaction: Interaction
+    prompt: list[Segment]
+    output: list[Segment]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[HistoryRow]
+    next_cursor: str | None
+
+
+def history_page(*, scope: Scope, filters: HistoryFilter, cursor: str | None, limit: int = PAGE_SIZE) -> HistoryPage:
+    """One page, newest first, with the matched words marked in short snippets."""
+    page = get_repository().page(scope=scope, cursor=cursor, limit=limit, filters=filters)
+    rows = [
+        HistoryRow(
+            interaction=item,
+            prompt=highlight(item.prompt, filters.search, width=120),
+            output=highlight(item.output, filters.search),
+        )
+        for item in page.items
+    ]
+    return HistoryPage(rows=rows, next_cursor=page.next_cursor)
+
+
+def delete_interaction(*, scope: Scope, interaction_id: str) -> Interaction:
+    return get_repository().soft_delete(interaction_id, scope=scope)
+
+
+def restore_interaction(*, scope: Scope, interaction_id: str) -> Interaction:
+    return get_repository().restore(interaction_id, scope=scope)
+
+
+def delete_history(*, scope: Scope) -> int:
+    return get_repository().delete_all(scope=scope)
+
+
+def claim_history(*, session_id: str, user_id: str) -> int:
+    return get_repository().claim(session_id=session_id, user_id=user_id)
+
+
+def has_unclaimed_history(*, session_id: str) -> bool:
+    return get_repository().count_claimable(session_id=session_id)
+
+
+# --- export -------------------------------------------------------------------------------------
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def export_record(interaction: Interaction) -> dict[str, Any]:
+    """The exported (and importable) form of one interaction."""
+    return {
+        "id": interaction.id,
+        "created_at": _iso(interaction.created_at),
+        "prompt": interaction.prompt,
+        "output": interaction.output,
+        "model": interaction.model,
+        "task": interaction.task,
+        "status": interaction.status,
+        "error": interaction.error,
+        "params": interaction.params,
+        "tokens": {"prompt": interaction.prompt_tokens, "output": interaction.output_tokens},
+        "timings_ms": interaction.durations_ms,
+    }
+
+
+def _matching(scope: Scope, filters: HistoryFilter) -> Iterator[Interaction]:
+    return get_repository().iter_interactions(scope=scope, filters=filters)
+
+
+def export_jsonl(*, scope: Scope, filters: HistoryFilter) -> Iterator[str]:
+    """One JSON object per line, newest first, read from the store window by window."""
+    for interaction in _matching(scope, filters):
+        yield json.dumps(export_record(interaction), ensure_ascii=False) + "\n"
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def export_csv(*, scope: Scope, filters: HistoryFilter) -> Iterator[str]:
+    """A header line, then one CSV row per interaction (formula-looking text is neutralized)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for interaction in _matching(scope, filters):
+        record = export_record(interaction)
+        record["prompt_tokens"] = interaction.prompt_tokens
+        record["output_tokens"] = interaction.output_tokens
+        writer.writerow([_csv_cell(record[name]) for name in CSV_COLUMNS])
+        yield flush()
+
+
+# --- import -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RejectedLine:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    inserted: int = 0
+    already_present: int = 0
+    rejected: list[RejectedLine] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_REJECTIONS_LISTED:
+            self.rejected.append(RejectedLine(line=line, reason=reason))
+
+    @property
+    def accepted(self) -> int:
+        return self.inserted + self.already_present
+
+
+class InvalidRecord(ValueError):
+    """One import line that cannot become an interaction; the message says why."""
+
+
+def _parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidRecord(REJECT_CREATED_AT)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRecord(REJECT_CREATED_AT) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _text(record: dict[str, Any], name: str, *, default: str = "") -> str:
+    value = record.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidRecord(REJECT_TEXT_FIELD.format(name=name))
+    return value
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRecord(REJECT_TOKENS)
+    return value
+
+
+def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
+    """Validate one decoded import line; the interaction belongs to the importing ``scope``."""
+    if not isinstance(record, dict):
+        raise InvalidRecord(REJECT_NOT_OBJECT)
+    prompt = record.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRecord(REJECT_PROMPT)
+    output = record.get("output", "")
+    if not isinstance(output, str):
+        raise InvalidRecord(REJECT_OUTPUT)
+    if len(prompt) > IMPORT_MAX_TEXT_CHARS or len(output) > IMPORT_MAX_TEXT_CHARS:
+        raise InvalidRecord(REJECT_TEXT_TOO_LONG)
+    created_at = _parse_time(record.get("created_at"))
+    status = record.get("status", STATUS_OK) or STATUS_OK
+    if status not in STATUSES:
+        raise InvalidRecord(REJECT_STATUS)
+    params = record.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidRecord(REJECT_PARAMS)
+    tokens = record.get("tokens") or {}
+    if not isinstance(tokens, dict):
+        raise InvalidRecord(REJECT_TOKENS)
+    timings = record.get("timings_ms") or {}
+    if not isinstance(timings, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in timings.values()
+    ):
+        raise InvalidRecord(REJECT_TIMINGS)
+    error = record.get("error")
+    if error is not None and not isinstance(error, str):
+        raise InvalidRecord(REJECT_TEXT_FIELD.format(name="error"))
+    model = _text(record, "model")
+    task = _text(record, "task")
+    return Interaction(
+        id=_record_id(record, created_at=created_at, prompt=prompt, output=output),
+        prompt=prompt,
+        output=output,
+        model=model,
+        task=task,
+        params=params,
+        prompt_tokens=_whole_number(tokens.get("prompt", 0)),
+        output_tokens=_whole_number(tokens.get("output", 0)),
+        durations_ms={str(k): float(v) for k, v in timings.items()},
+        status=status,
+        error=error,
+        created_at=created_at,
+        **scope.owner_fields(),
+    )
+
+
+def _record_id(record: dict[str, Any], *, created_at: datetime, prompt: str, output: str) -> str:
+    """The record's own id, or one derived from its content so a re-import is still a no-op."""
+    value = record.get("id")
+    if value is None:
+        digest = hashlib.sha256(f"{created_at.isoformat()}\0{prompt}\0{output}".encode()).digest()
+        return str(ObjectId(digest[:12]))
+    if not isinstance(value, str) or not ObjectId.is_valid(value) or len(value) != 24:
+        raise InvalidRecord(REJECT_ID)
+    return value.lower()
+
+
+def parse_line(raw: bytes | str, *, scope: Scope) -> Interaction | None:
+    """One line of a JSON Lines file; ``None`` for a blank line, ``InvalidRecord`` when it is bad."""
+    if isinstance(raw, bytes):
+        if len(raw) > IMPORT_MAX_LINE_BYTES:
+            raise InvalidRecord(REJECT_TOO_LONG)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidRecord(REJECT_NOT_UTF8) from None
+    else:
+        text = raw
+        if len(text.encode("utf-8")) > IMPORT_MAX_LINE_BYTES:
+            raise InvalidRecord(REJECT_TOO_LONG)
+    if not text.strip():
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidRecord(REJECT_NOT_JSON) from None
+    return record_to_interaction(record, scope=scope)
+
+
+def import_jsonl(
+    lines: Iterable[bytes | str],
+    *,
+    scope: Scope,
+    batch_size: int = IMPORT_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Validate line by line and insert in batches; an id already stored is counted, not duplicated."""
+    report = ImportReport()
+    batch: list[Interaction] = []
+    seen: set[str] = set()
+    repository = get_repository()
+
+    def flush() -> None:
+        if not batch:
+            return
+        result = repository.import_batch(batch)
+        report.inserted += result.inserted
+        report.already_present += len(result.duplicates)
+        batch.clear()
+
+    for number, raw in enumerate(lines, start=1):
+        report.lines = number
+        try:
+            interaction = parse_line(raw, scope=scope)
+        except InvalidRecord as exc:
+            report.reject(number, str(exc))
+            continue
+        if interaction is None:
+            continue
+        if interaction.id in seen:
+            report.reject(number, REJECT_DUPLICATE_IN_FILE)
+            continue
+        seen.add(interaction.id)
+        batch.append(interaction)
+        if len(batch) >= batch_size:
+            flush()
+            if progress is not None:
+                progress(number)
+    flush()
+    if progress is not None:
+        progress(report.lines)
+    logger.info(
+        "Import: %s lines, %s inserted, %s already present, %s rejected",
+        report.lines,
+        report.inserted,
+        report.already_present,
+        report.rejected_count,
+    )
+    return report

@@ -1,0 +1,210 @@
+"""History at scale: time the first page, a deep page and a search at 1k, 10k and 100k interactions.
+
+Starts its own throwaway SecantusDB server (free port, temporary folder), bulk-inserts synthetic
+interactions for one visitor (one a minute, newest now, plus another visitor's noise) and prints
+each timing as a ratio to the smallest size. Goal: every ratio stays within 2x — an index can do
+that, a scan cannot.
+
+    .venv/bin/python bench/history_bench.py                 # 1k, 10k, 100k
+    .venv/bin/python bench/history_bench.py --sizes 1000,10000
+    MONGO_URI=mongodb://… .venv/bin/python bench/history_bench.py   # against another server
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.services.local_store import start_local_store  # noqa: E402
+from app.services.mongo_repo import (  # noqa: E402
+    HistoryFilter,
+    Interaction,
+    InteractionRepository,
+    Scope,
+    encode_cursor,
+    utc_now,
+)
+from app.services.search import parse_query  # noqa: E402
+
+VISITOR = Scope(session_id="bench-visitor")
+OTHER = Scope(session_id="bench-other")
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "question",
+    "capital",
+    "city",
+    "river",
+    "mountain",
+    "history",
+    "science",
+    "music",
+    "language",
+    "code",
+    "python",
+    "django",
+    "mongo",
+    "index",
+    "search",
+    "page",
+    "cursor",
+    "window",
+    "token",
+    "prompt",
+    "number",
+    "planet",
+    "ocean",
+    "forest",
+    "winter",
+    "summer",
+    "energy",
+    "light",
+    "sound",
+    "color",
+    "paris",
+    "france",
+    "berlin",
+    "germany",
+    "rome",
+    "italy",
+    "madrid",
+    "spain",
+    "lisbon",
+    "portugal",
+    "vienna",
+    "austria",
+    "prague",
+    "athens",
+    "greece",
+    "cairo",
+    "egypt",
+    "tokyo",
+    "japan",
+    "delhi",
+    "india",
+    "lima",
+    "peru",
+    "quito",
+    "chile",
+]
+SEARCH = "capital par"  # a whole word and a prefix, the way a person types
+CHUNK = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synthetic(n: int, rng: random.Random, scope: Scope, newest: datetime) -> Interaction:
+    prompt = " ".join(rng.choices(WORDS, k=8)) + f" item{n}?"
+    output = " ".join(rng.choices(WORDS, k=30)) + "."
+    return Interaction(
+        prompt=prompt,
+        output=output,
+        model="bench-model",
+        task="text-generation",
+        created_at=newest - timedelta(minutes=n),
+        **scope.owner_fields(),
+    )
+
+
+def fill(repo: InteractionRepository, size: int, newest: datetime) -> None:
+    rng = random.Random(size)
+    batch: list[Interaction] = []
+    started = time.perf_counter()
+    for n in range(size):
+        batch.append(synthetic(n, rng, VISITOR, newest))
+        if n % 10 == 0:
+            batch.append(synthetic(n, rng, OTHER, newest))
+        if len(batch) >= CHUNK:
+            repo.import_batch(batch)
+            batch = []
+            print(f"\r  filled {n + 1}/{size}", end="", flush=True)
+    repo.import_batch(batch)
+    print(f"\r  filled {size} (+{size // 10} other visitor) in {time.perf_counter() - started:.1f} s")
+
+
+def timed(action: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def measure(repo: InteractionRepository, size: int, repeat: int, newest: datetime) -> dict[str, float]:
+    middle = repo.page(
+        scope=VISITOR, limit=1, filters=HistoryFilter(until=newest - timedelta(minutes=size // 2))
+    ).items[0]
+    deep = encode_cursor(middle.created_at, middle.id)
+    search = HistoryFilter(search=parse_query(SEARCH))
+    results = {
+        "first page": timed(lambda: repo.page(scope=VISITOR, limit=20), repeat),
+        "deep page": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20), repeat),
+        "search": timed(lambda: repo.page(scope=VISITOR, limit=20, filters=search), repeat),
+        "search deep": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20, filters=search), repeat),
+    }
+    page = repo.page(scope=VISITOR, limit=20, filters=search)
+    assert len(page.items) == 20 and all(search.accepts(item.to_document()) for item in page.items)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated history sizes")
+    parser.add_argument("--repeat", type=int, default=7, help="timings per measure (median is shown)")
+    args = parser.parse_args()
+    sizes = [int(part) for part in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="history-bench-") as folder:
+        store = None
+        uri = os.environ.get("MONGO_URI", "")
+        if not uri:
+            store = start_local_store(
+                host="127.0.0.1", port=free_port(), storage_dir=Path(folder) / "data", log_file=Path(folder) / "log"
+            )
+            uri = store.uri
+        try:
+            table: dict[int, dict[str, float]] = {}
+            for size in sizes:
+                repo = InteractionRepository(
+                    uri=uri, db_name=f"history_bench_{size}", collection_name="interactions", timeout_ms=60_000
+                )
+                repo.client.drop_database(f"history_bench_{size}")
+                repo.ensure_indexes()
+                print(f"{size} interactions:")
+                newest = utc_now()
+                fill(repo, size, newest)
+                table[size] = measure(repo, size, args.repeat, newest)
+                if store is None:
+                    repo.client.drop_database(f"history_bench_{size}")
+                repo.close()
+        finally:
+            if store is not None:
+                store.stop()
+    base = table[sizes[0]]
+    print(f"\n{'size':>8} " + " ".join(f"{name:>22}" for name in base))
+    for size, row in table.items():
+        cells = [f"{row[name]:8.1f} ms ({row[name] / base[name]:4.2f}x)" for name in base]
+        print(f"{size:>8} " + " ".join(f"{cell:>22}" for cell in cells))
+    worst = max(row[name] / base[name] for row in table.values() for name in base)
+    print(f"\nworst ratio to the {sizes[0]} case: {worst:.2f}x (goal: <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
