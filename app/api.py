@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from app.errors import (
     InteractionNotFound,
@@ -93,8 +93,12 @@ def generate(request: HttpRequest) -> JsonResponse:
     return JsonResponse(interaction_json(interaction), status=201)
 
 
-@require_GET
-def interaction(request: HttpRequest, interaction_id: str) -> JsonResponse:
+@require_http_methods(["GET", "DELETE"])
+def interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
+    if request.method == "DELETE":  # history API (app/history_api.py): soft delete, 204
+        from app.history_api import delete_interaction
+
+        return delete_interaction(request, interaction_id)
     try:
         found = get_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     except InteractionNotFound as exc:

@@ -111,3 +111,13 @@ METRICS_LOCAL_ONLY = (
     "Metrics are only served to this machine or the internal network without a proxy in between; "
     "set METRICS_TOKEN to scrape from elsewhere."
 )
+
+# --- History (app/services/history.py, app/history_*.py) -------------------------------------
+HISTORY_BAD_DATE = "Enter a date as YYYY-MM-DD (or an ISO 8601 date and time)."
+HISTORY_DATE_ORDER = "The start date must be on or before the end date."
+HISTORY_BAD_LIMIT = "limit must be a whole number from 1 to {maximum}."
+HISTORY_BAD_FILTERS = "Some history filters are invalid."
+HISTORY_QUERY_TOO_LONG = "The search is too long: at most {limit} characters."
+IMPORT_NO_FILE = "Choose a JSON Lines (.jsonl) file to import."
+IMPORT_TOO_LARGE = "The file is too large: at most {limit} MB per import (use the import_interactions command)."
+LOGIN_REQUIRED_TO_CLAIM = "Log in first: claiming moves this browser's history to your account."

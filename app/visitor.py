@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from app.services.mongo_repo import Scope
@@ -27,4 +28,7 @@ def visitor_scope(request: HttpRequest) -> Scope:
     token_scope = bearer_scope(request)
     if token_scope is not None:
         return token_scope
-    return Scope(session_id=visitor_id(request))
+    # Logged in: the user's history on every device; HISTORY_SHARED: one history for the whole team.
+    user = getattr(request, "user", None)
+    user_id = str(user.pk) if user is not None and user.is_authenticated else None
+    return Scope(session_id=visitor_id(request), user_id=user_id, shared=settings.HISTORY_SHARED)

@@ -146,6 +146,14 @@ if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or any(ch.isspace() for ch in METR
         '`python -c "import secrets; print(secrets.token_urlsafe(32))"`, or empty.'
     )
 
+# --- History (issue 3: browse, search, export/import, delete) --------------------------------
+# 1: one shared history for everyone using this install (a trusted team); 0: each visitor (or
+# logged-in user) sees only their own interactions.
+HISTORY_SHARED = env_bool("HISTORY_SHARED", False)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "app:history"
+LOGOUT_REDIRECT_URL = "app:history"
+
 # --- Django ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -4,6 +4,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("app.urls")),
+    # Optional login (history across devices): /accounts/login/, /accounts/logout/ (POST), password views.
+    path("accounts/", include("django.contrib.auth.urls")),
 ]
 
 # Error pages: JSON for /api/ paths, a friendly page otherwise (app/error_views.py).
