@@ -1,0 +1,27 @@
+"""``python manage.py doctor``: check .env, settings, MongoDB, the model, torch, static files, outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from app.services.doctor import ROOT, check_env_file, env_file_path, known_variables, report, settings_checks
+
+
+class Command(BaseCommand):
+    help = "Diagnose the setup: one OK/WARN/FAIL line per check with the fix. Exit status 1 when a check fails."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--env-file", default=None, help="The .env file to check (default: ENV_FILE or ./.env).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from pathlib import Path
+
+        env_file = Path(options["env_file"]) if options["env_file"] else env_file_path()
+        findings = check_env_file(env_file, known_variables(ROOT / ".env.example"))
+        findings += settings_checks(settings)
+        status = report(findings, self.stdout)
+        if status:
+            raise SystemExit(status)
