@@ -16,11 +16,11 @@ import argparse
 import os
 import random
 import socket
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +32,6 @@ from app.services.mongo_repo import (  # noqa: E402
     Interaction,
     InteractionRepository,
     Scope,
-    encode_cursor,
     utc_now,
 )
 from app.services.search import parse_query  # noqa: E402
@@ -145,30 +144,32 @@ def timed(action: Callable[[], object], repeat: int) -> float:
         started = time.perf_counter()
         action()
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+    return min(samples) * 1000
 
 
 def measure(repo: InteractionRepository, size: int, repeat: int, newest: datetime) -> dict[str, float]:
-    middle = repo.page(
-        scope=VISITOR, limit=1, filters=HistoryFilter(until=newest - timedelta(minutes=size // 2))
-    ).items[0]
-    deep = encode_cursor(middle.created_at, middle.id)
+    """Best of ``repeat`` runs (the machine is shared: the minimum is the cost, the rest is noise)."""
+    halfway = newest - timedelta(minutes=size // 2)
     search = HistoryFilter(search=parse_query(SEARCH))
+    # Deep cursors as "Load more" hands them out: from a page that ends half-way through the history.
+    deep = repo.page(scope=VISITOR, limit=20, filters=HistoryFilter(until=halfway)).next_cursor
+    deep_search = repo.page(scope=VISITOR, limit=20, filters=replace(search, until=halfway)).next_cursor
     results = {
         "first page": timed(lambda: repo.page(scope=VISITOR, limit=20), repeat),
         "deep page": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20), repeat),
         "search": timed(lambda: repo.page(scope=VISITOR, limit=20, filters=search), repeat),
-        "search deep": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20, filters=search), repeat),
+        "search deep": timed(lambda: repo.page(scope=VISITOR, cursor=deep_search, limit=20, filters=search), repeat),
     }
     page = repo.page(scope=VISITOR, limit=20, filters=search)
     assert len(page.items) == 20 and all(search.accepts(item.to_document()) for item in page.items)
+    assert len(repo.page(scope=VISITOR, cursor=deep, limit=20).items) == 20
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated history sizes")
-    parser.add_argument("--repeat", type=int, default=7, help="timings per measure (median is shown)")
+    parser.add_argument("--repeat", type=int, default=9, help="timings per measure (the best is shown)")
     args = parser.parse_args()
     sizes = [int(part) for part in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="history-bench-") as folder:

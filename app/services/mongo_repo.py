@@ -55,6 +55,8 @@ WINDOW_GROWTH = 4
 WINDOW_TARGET_DOCS = 500
 OLDEST = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
+MAX_WINDOW_MS = 100 * 365 * 24 * 3600 * 1000
+MIN_WINDOW = timedelta(seconds=1)
 
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
@@ -257,17 +259,46 @@ class _Position:
     id: ObjectId
 
 
-def encode_cursor(created_at: datetime, interaction_id: str) -> str:
+def encode_cursor(created_at: datetime, interaction_id: str, window: timedelta | None = None) -> str:
+    """Opaque keyset cursor; ``window`` (a hint: how much time the next page likely spans) is optional."""
     millis = int(created_at.timestamp() * 1000)
-    return base64.urlsafe_b64encode(f"{millis}:{interaction_id}".encode()).decode().rstrip("=")
+    text = f"{millis}:{interaction_id}"
+    if window is not None:
+        text += f":{max(1, int(window.total_seconds() * 1000))}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _cursor_parts(cursor: str) -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii").split(":")
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidCursor() from None
+    if len(parts) not in (2, 3):
+        raise InvalidCursor()
+    return parts
+
+
+def cursor_window(cursor: str) -> timedelta | None:
+    """The window hint a cursor carries (``None`` for cursors without one)."""
+    parts = _cursor_parts(cursor)
+    if len(parts) < 3:
+        return None
+    try:
+        millis = int(parts[2])
+    except ValueError:
+        raise InvalidCursor() from None
+    if not 0 < millis <= MAX_WINDOW_MS:
+        raise InvalidCursor()
+    return timedelta(milliseconds=millis)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
+    parts = _cursor_parts(cursor)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        millis_text, id_text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii").split(":")
-        return datetime.fromtimestamp(int(millis_text) / 1000, UTC), ObjectId(id_text)
-    except (ValueError, UnicodeError, binascii.Error, InvalidId, OverflowError, OSError):
+        cursor_window(cursor)
+        return datetime.fromtimestamp(int(parts[0]) / 1000, UTC), ObjectId(parts[1])
+    except (ValueError, InvalidId, OverflowError, OSError):
         raise InvalidCursor() from None
 
 
@@ -372,14 +403,20 @@ class InteractionRepository:
         """Newest first, keyset-paginated on (created_at, _id); ``limit + 1`` tells if more exist."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         after = _Position(*decode_cursor(cursor)) if cursor else None
+        hint = cursor_window(cursor) if cursor else None
         docs: list[dict[str, Any]] = []
-        for doc in self._scan(scope=scope, filters=filters, after=after, want=limit + 1):
+        for doc in self._scan(scope=scope, filters=filters, after=after, want=limit + 1, window=hint):
             docs.append(doc)
             if len(docs) > limit:
                 break
         items = [Interaction.from_document(doc) for doc in docs[:limit]]
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(docs) > limit else None
-        return Page(items=items, next_cursor=next_cursor)
+        if len(docs) <= limit:
+            return Page(items=items, next_cursor=None)
+        # The next page likely spans as much time as this one took to fill: start there.
+        top = after.created_at if after is not None else items[0].created_at
+        span = (top - items[-1].created_at) * (limit + 1) / limit * 1.25
+        window = min(max(span, MIN_WINDOW), timedelta(milliseconds=MAX_WINDOW_MS))
+        return Page(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id, window))
 
     def iter_interactions(
         self, *, scope: Scope, filters: HistoryFilter = NO_FILTER, cursor: str | None = None
@@ -390,7 +427,13 @@ class InteractionRepository:
             yield Interaction.from_document(doc)
 
     def _scan(
-        self, *, scope: Scope, filters: HistoryFilter, after: _Position | None, want: int | None
+        self,
+        *,
+        scope: Scope,
+        filters: HistoryFilter,
+        after: _Position | None,
+        want: int | None,
+        window: timedelta | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Matching documents in (created_at desc, _id desc) order, strictly after ``after``.
 
@@ -418,7 +461,7 @@ class InteractionRepository:
                 yield doc
             upper = after.created_at
         lower_limit = filters.since or OLDEST
-        window = FIRST_WINDOW
+        window = window or FIRST_WINDOW
         while True:
             if upper is not None and upper <= lower_limit:
                 return
@@ -442,10 +485,10 @@ class InteractionRepository:
             if last:
                 return
             upper = max(lower, lower_limit)
-            if batch == 0:
-                window *= WINDOW_GROWTH
-            elif batch < WINDOW_TARGET_DOCS:
-                window *= 2
+            # Grow the next window towards what is still needed (at most x16), by what this one held.
+            needed = WINDOW_TARGET_DOCS if want is None else max(1, want - found)
+            factor = WINDOW_GROWTH if batch == 0 else min(16.0, max(0.5, needed / batch * 1.25))
+            window = min(window * factor, timedelta(milliseconds=MAX_WINDOW_MS))
 
     def _window(
         self, query: dict[str, Any], filters: HistoryFilter, *, exact: bool, want: int | None
