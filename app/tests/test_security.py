@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
@@ -252,3 +254,19 @@ def test_production_cookies_are_secure_and_hsts_is_on(tmp_path: Path) -> None:
     )
     result = run_manage(["shell", "-c", code], production_env(tmp_path), tmp_path)
     assert result.stdout.strip().splitlines()[-1] == "True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_server_error_is_json_under_api_and_a_page_elsewhere(rf: Any) -> None:
+    from app.error_views import SERVER_ERROR, server_error
+
+    api = server_error(rf.get("/api/generate"))
+    assert api.status_code == 500
+    assert json.loads(api.content) == {"error": SERVER_ERROR}
+    page = server_error(rf.get("/history/"))
+    assert page.status_code == 500
+    assert SERVER_ERROR in page.content.decode()
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_htmx_swaps_403_so_a_csrf_failure_is_shown(client: Client) -> None:
+    assert '{"code": "403", "swap": true, "error": false}' in client.get("/").content.decode()
