@@ -291,6 +291,16 @@
     });
   });
 
+  // Filter requests leave empty fields out, so every pushed URL is as short as the state it holds.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!(elt instanceof Element) || !elt.closest("#history-filters")) return;
+    var params = event.detail.parameters;
+    Object.keys(params).forEach(function (name) {
+      if (params[name] === "") delete params[name];
+    });
+  });
+
   document.addEventListener("htmx:historyRestore", function () {
     detailPushed = false;
     enhance(document);
