@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -203,9 +204,13 @@ def test_templates_and_scripts_need_no_eval_or_inline_code() -> None:
         for needle in ("hx-on", "<script>", "javascript:", " onclick=", " onload=", " onerror=", "js:"):
             if needle in text:
                 offenders.append(f"{path.name}: {needle}")
-        for line in text.splitlines():
-            if "hx-trigger" in line and "[" in line.split("hx-trigger", 1)[1].split('"')[1]:
-                offenders.append(f"{path.name}: hx-trigger filter")
+        for _, trigger in re.findall(r"hx-trigger\s*=\s*([\"'])(.*?)\1", text):
+            if "[" in trigger:
+                offenders.append(f"{path.name}: hx-trigger filter {trigger!r}")
+    for script in root.glob("static/app/**/*.js"):
+        for needle in ("eval(", "new Function", "setTimeout(\"", "setInterval(\""):
+            if needle in script.read_text():
+                offenders.append(f"{script.name}: {needle}")
     assert offenders == []
 
 
