@@ -186,6 +186,7 @@ class ModelWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._average_batch_seconds = 1.0
+        self._free_since = 0.0  # when the last batch ended: clients answered by it resubmit right after
         self.batches_run = 0
         self.largest_batch = 0
 
@@ -274,6 +275,7 @@ class ModelWorker:
             self._average_batch_seconds = 0.8 * self._average_batch_seconds + 0.2 * elapsed
             with self._condition:
                 self._running = []
+                self._free_since = time.perf_counter()
 
     def _next_batch(self) -> list[InferenceRequest] | None:
         with self._condition:
@@ -284,7 +286,7 @@ class ModelWorker:
             first = self._waiting[0]
             key = batch_key(first.params)
             if key is not None:
-                deadline = first.enqueued_at + self.batch_window_seconds
+                deadline = max(first.enqueued_at, self._free_since) + self.batch_window_seconds
                 while not self._stopping and self._compatible_count(key) < self.max_batch:
                     remaining = deadline - time.perf_counter()
                     if remaining <= 0:
