@@ -438,8 +438,10 @@ class InteractionRepository:
         """Matching documents in (created_at desc, _id desc) order, strictly after ``after``.
 
         Each query is ``{owner, [one search key], created_at in [lo, hi)}`` — an index range — and
-        the window grows (×4) while it comes back short, so a page costs about the same at 1k or
-        100k interactions. ``filters.accepts`` checks the remaining conditions on each document.
+        the next window is sized from what the last one held (×4 when empty, at most ×16), so a page
+        costs about the same at 1k or 100k interactions; SecantusDB materialises every match of a
+        query before sorting, so an unbounded range would cost the whole history. ``filters.accepts``
+        checks the remaining conditions on each fetched document.
         """
         base: dict[str, Any] = dict(scope.query())
         term = filters.driving_term()

@@ -9,6 +9,7 @@ import pytest
 
 from app.errors import InteractionNotFound, InvalidCursor
 from app.services.mongo_repo import (
+    NO_FILTER,
     STATUS_ERROR,
     HistoryFilter,
     Interaction,
@@ -29,7 +30,9 @@ def make(scope: Scope, created_at: datetime, prompt: str = "hello", **fields: ob
     return Interaction(prompt=prompt, created_at=created_at, **scope.owner_fields(), **values)  # type: ignore[arg-type]
 
 
-def all_pages(repo: InteractionRepository, scope: Scope, filters: HistoryFilter = HistoryFilter(), limit: int = 7):
+def all_pages(
+    repo: InteractionRepository, scope: Scope, filters: HistoryFilter = NO_FILTER, limit: int = 7
+) -> list[str]:
     ids: list[str] = []
     cursor = None
     while True:

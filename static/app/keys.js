@@ -265,6 +265,11 @@
     var target = event.detail.target;
     var results = document.getElementById("history-results");
     if (results && target && target.id === "history-results") announce(results.getAttribute("data-announce") || "");
+    var report = document.getElementById("import-report") || document.getElementById("import-file-error");
+    if (report && target && target.id === "import-section") {
+      if (!report.hasAttribute("tabindex")) report.setAttribute("tabindex", "-1");
+      report.focus();
+    }
     var elt = event.detail.elt;
     if (elt && elt.classList && elt.classList.contains("history-row")) {
       if (elt.classList.contains("deleted")) {
@@ -289,6 +294,27 @@
       announce((links.length - before) + " more interactions loaded.");
       if (wantFocus && links[before]) select(links[before]);
     });
+  });
+
+  // Import: show the upload's progress, and let a 400 (bad file) swap in like a 200 so its message shows.
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = event.detail.elt;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-import-form")) return;
+    var bar = document.getElementById("import-progress");
+    var text = document.getElementById("import-progress-text");
+    if (!bar || !event.detail.total) return;
+    var percent = Math.round((event.detail.loaded / event.detail.total) * 100);
+    bar.hidden = false;
+    bar.value = percent;
+    if (text) text.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Checking and importing…";
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var elt = event.detail.elt;
+    if (elt instanceof HTMLFormElement && elt.hasAttribute("data-import-form") && event.detail.xhr.status === 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
   });
 
   // Filter requests leave empty fields out, so every pushed URL is as short as the state it holds.
