@@ -112,6 +112,46 @@ def check_env_file(path: Path, known: set[str]) -> list[Finding]:
     return findings
 
 
+def env_values(path: Path) -> dict[str, str]:
+    """The effective values: ``.env`` lines overridden by real environment variables (as settings do)."""
+    from django_hf_ml.envconfig import clean
+
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = _ASSIGNMENT.match(line)
+            if match and not line.lstrip().startswith("#"):
+                values[match.group(1)] = clean(match.group(2))
+    values.update({name: clean(value) for name, value in os.environ.items()})
+    return values
+
+
+def check_missing(values: dict[str, str]) -> list[Finding]:
+    """Variables a deployment needs but does not set (only with DEBUG off)."""
+    from django_hf_ml.envconfig import FALSE_WORDS
+
+    if values.get("DEBUG", "1").lower() not in FALSE_WORDS:  # same reading as settings.env_bool
+        return []
+    findings: list[Finding] = []
+    secret_fix = 'set SECRET_KEY from `python -c "import secrets; print(secrets.token_urlsafe(50))"`'
+    needed = {
+        "SECRET_KEY": secret_fix,
+        "ALLOWED_HOSTS": "set ALLOWED_HOSTS to the host names the site is served under",
+    }
+    for name, fix in needed.items():
+        if not values.get(name):
+            findings.append(fail("missing variable", f"{name} is not set while DEBUG=0", fix))
+    if not values.get("MONGO_URI"):
+        findings.append(
+            warn(
+                "missing variable",
+                "MONGO_URI is not set while DEBUG=0: the local development store is expected",
+                "set MONGO_URI to your MongoDB/Atlas URI (…/?retryWrites=true&w=majority)",
+            )
+        )
+    return findings
+
+
 def _check_value(where: str, name: str, raw_value: str) -> list[Finding]:
     findings: list[Finding] = []
     value = raw_value.strip()
@@ -407,6 +447,8 @@ def run_if_settings_broken(out: TextIO = sys.stdout) -> None:
 
         django.setup()
     except (ImproperlyConfigured, ValueError) as exc:
-        findings = check_env_file(env_file_path(), known_variables(ROOT / ".env.example"))
+        path = env_file_path()
+        findings = check_env_file(path, known_variables(ROOT / ".env.example"))
+        findings += check_missing(env_values(path))
         findings.append(fail("settings", str(exc), "fix the variable named above in .env or the environment"))
         sys.exit(report(findings, out))

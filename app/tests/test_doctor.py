@@ -150,3 +150,29 @@ def test_doctor_explains_settings_that_refuse_to_load(tmp_path: Path) -> None:
     assert "[WARN] .env line 1: MONGO_DB_NAME has trailing spaces" in result.stdout
     assert "[FAIL] settings: MONGO_DB_NAME='hf ml' is not a valid MongoDB database name" in result.stdout
     assert "pw-secret" not in result.stdout
+
+
+def test_production_without_secret_key_or_hosts_names_the_missing_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services.doctor import check_missing, env_values
+
+    for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "MONGO_URI"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=0\n")
+    lines = [finding.line().splitlines()[0] for finding in check_missing(env_values(env_file))]
+    assert lines == [
+        "[FAIL] missing variable: SECRET_KEY is not set while DEBUG=0",
+        "[FAIL] missing variable: ALLOWED_HOSTS is not set while DEBUG=0",
+        "[WARN] missing variable: MONGO_URI is not set while DEBUG=0: the local development store is expected",
+    ]
+
+
+def test_debug_setup_needs_no_production_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.services.doctor import check_missing, env_values
+
+    monkeypatch.delenv("DEBUG", raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=1\n")
+    assert check_missing(env_values(env_file)) == []

@@ -7,7 +7,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from app.services.doctor import ROOT, check_env_file, env_file_path, known_variables, report, settings_checks
+from app.services.doctor import (
+    ROOT,
+    check_env_file,
+    check_missing,
+    env_file_path,
+    env_values,
+    known_variables,
+    report,
+    settings_checks,
+)
 
 
 class Command(BaseCommand):
@@ -21,6 +30,7 @@ class Command(BaseCommand):
 
         env_file = Path(options["env_file"]) if options["env_file"] else env_file_path()
         findings = check_env_file(env_file, known_variables(ROOT / ".env.example"))
+        findings += check_missing(env_values(env_file))
         findings += settings_checks(settings)
         status = report(findings, self.stdout)
         if status:
