@@ -276,6 +276,8 @@ def check_mongo(settings: Any) -> list[Finding]:
     try:
         try:
             client.admin.command("ping")
+        except OperationFailure as exc:
+            return [*findings, _auth_failure(shown, exc)]
         except PyMongoError as exc:
             fix = (
                 "start it with `python manage.py serve` (or `python3 dev.py run`)"
@@ -292,15 +294,7 @@ def check_mongo(settings: Any) -> list[Finding]:
             present = {index["name"] for index in collection.list_indexes()}
         except OperationFailure as exc:
             if exc.code in {13, 18} or "auth" in str(exc).lower():
-                return [
-                    *findings,
-                    fail(
-                        "MongoDB auth",
-                        f"access refused for {shown} (code {exc.code})",
-                        "check the user and password in MONGO_URI (percent-encode @ : / in "
-                        "the password) and authSource",
-                    ),
-                ]
+                return [*findings, _auth_failure(shown, exc)]
             raise
         findings.append(ok("MongoDB auth", "the configured credentials can read the database"))
         wanted = [index.document["name"] for index in INDEXES]
@@ -320,6 +314,18 @@ def check_mongo(settings: Any) -> list[Finding]:
     finally:
         client.close()
     return findings
+
+
+def _auth_failure(shown: str, exc: Any) -> Finding:
+    if exc.code == 13:
+        detail = f"{shown} requires a user and password (code 13: unauthorized)"
+    else:
+        detail = f"authentication failed for {shown} (code {exc.code})"
+    return fail(
+        "MongoDB auth",
+        detail,
+        "check the user and password in MONGO_URI (percent-encode @ : / in the password) and authSource",
+    )
 
 
 def check_model(settings: Any) -> list[Finding]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -176,3 +178,56 @@ def test_debug_setup_needs_no_production_variables(tmp_path: Path, monkeypatch: 
     env_file = tmp_path / ".env"
     env_file.write_text("DEBUG=1\n")
     assert check_missing(env_values(env_file)) == []
+
+
+@pytest.fixture(scope="module")
+def auth_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A SecantusDB with --auth and one user app/right-password (created before auth is switched on)."""
+    from pymongo import MongoClient
+
+    from app.services.local_store import server_executable, store_answers
+    from app.tests.conftest import free_port
+
+    folder, port = tmp_path_factory.mktemp("auth-store"), free_port()
+    base = [server_executable(), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(folder)]
+
+    def start(*extra: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([*base, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not store_answers("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return process
+
+    process = start()
+    with MongoClient("127.0.0.1", port, directConnection=True) as client:
+        client.admin.command("createUser", "app", pwd="right-password", roles=["root"])
+    process.terminate()
+    process.wait(timeout=10)
+    process = start("--auth")
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_wrong_password_is_an_auth_failure_not_an_outage(settings: SettingsWrapper, auth_store: int) -> None:
+    settings.MONGO_URI = f"mongodb://app:wrong-password@127.0.0.1:{auth_store}/?directConnection=true"
+    settings.MONGO_LOCAL = False
+    _, output = run_doctor()
+    assert f"[FAIL] MongoDB auth: authentication failed for mongodb://app:***@127.0.0.1:{auth_store}/" in output
+    assert "wrong-password" not in output
+
+
+def test_missing_credentials_are_named(settings: SettingsWrapper, auth_store: int) -> None:
+    settings.MONGO_URI = f"mongodb://127.0.0.1:{auth_store}/?directConnection=true"
+    settings.MONGO_LOCAL = False
+    _, output = run_doctor()
+    assert "[OK  ] MongoDB: " in output
+    assert "[FAIL] MongoDB auth: " in output and "requires a user and password (code 13" in output
+
+
+def test_right_password_passes_auth(settings: SettingsWrapper, auth_store: int) -> None:
+    settings.MONGO_URI = f"mongodb://app:right-password@127.0.0.1:{auth_store}/?directConnection=true"
+    settings.MONGO_LOCAL = False
+    _, output = run_doctor()
+    assert "[OK  ] MongoDB auth: the configured credentials can read the database" in output
+    assert "right-password" not in output
