@@ -1,11 +1,19 @@
 """Usage statistics: per model and task, over a time range, with a per-hour/per-day series.
 
-Everything is computed by one MongoDB aggregation: ``$match`` on the visitor's scope and
-``created_at`` (both indexed, so only the chosen range is read), a ``$project`` of the few fields
-needed, then a ``$facet`` that ``$group``s the same documents three ways (per model and task, per
-time bucket, overall) and ``$sort``s them. Latency percentiles use the ``$percentile``
-accumulator (MongoDB 7+, Atlas, SecantusDB). A server without it gets the same figures from a
-bounded, index-sorted sample of the newest interactions, computed here in Python.
+One MongoDB aggregation does the reading: ``$match`` on the scope's owner and ``created_at`` (an
+index range, so only the chosen range is read, however long the history), ``$group`` by model,
+task, status and time bucket, ``$sort``. The groups are then summed here into the per-model rows,
+the series and the overall figures; latency percentiles are exact nearest-rank values over the
+generation times each group pushed.
+
+Why not ``$percentile``/``$facet``: measured on SecantusDB (which has both), a ``$facet`` with
+``$percentile`` and the ``$cond`` projections it needs was about 4x slower than this single
+``$group`` of plain field paths, and ``$percentile`` needs MongoDB 7+. This pipeline runs as is
+on any MongoDB-compatible server.
+
+Finished buckets (every hour/day before the current one) are kept per process for
+``CACHE_SECONDS``; only the current bucket is read on every request, so switching ranges or
+reloading costs about one bucket's worth of documents.
 
 Definitions (shown on the page too):
 
@@ -20,19 +28,17 @@ Time buckets and ranges are in UTC: "24h" is the last 24 clock hours (current ho
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
+import threading
 import time
-import weakref
-from collections import defaultdict
+from array import array
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any, Literal
-
-from pymongo import DESCENDING
-from pymongo.errors import OperationFailure
 
 from app.services.mongo_repo import (
     STATUS_CANCELLED,
@@ -50,13 +56,14 @@ logger = logging.getLogger(__name__)
 LATENCY_FIELD = "durations_ms.generate_ms"
 FIRST_TOKEN_FIELD = "durations_ms.first_token_ms"
 PERCENTILES = (0.5, 0.95)
-# Without $percentile, percentiles come from at most this many of the newest interactions in range.
-PERCENTILE_SAMPLE_LIMIT = 20_000
+# Finished time buckets are re-read at most this often (the current bucket is always read fresh):
+# deleting or importing older interactions shows on the page within this many seconds.
+CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 256
 # "all" fills days without interactions only while the series stays this short.
 MAX_FILLED_BUCKETS = 1_100
 
 Bucket = Literal["hour", "day"]
-PercentileMethod = Literal["auto", "server", "sample"]
 BUCKET_FORMATS: dict[Bucket, str] = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 BUCKET_STEPS: dict[Bucket, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -136,8 +143,6 @@ class StatsReport:
     models: list[ModelStats]
     series: list[SeriesPoint]
     overall: Figures
-    percentile_method: Literal["server", "sample"]
-    sample_size: int | None = None  # interactions behind the percentiles when sampled
     seconds: float = 0.0
 
     @property
@@ -193,76 +198,36 @@ def scope_match(scope: Scope, *, since: datetime | None) -> dict[str, Any]:
     return match
 
 
-def _is_timed() -> dict[str, Any]:
-    return {
-        "$and": [
-            {"$eq": ["$status", STATUS_OK]},
-            {"$ne": ["$cached", True]},
-            {"$gt": [f"${LATENCY_FIELD}", 0]},
-        ]
-    }
-
-
-def _count_if(condition: dict[str, Any]) -> dict[str, Any]:
-    return {"$sum": {"$cond": [condition, 1, 0]}}
-
-
-def _projection(bucket: Bucket) -> dict[str, Any]:
-    """Only the fields the groups need, computed once per document."""
-    return {
-        "_id": 0,
-        "model": {"$ifNull": ["$model", ""]},
-        "task": {"$ifNull": ["$task", ""]},
-        "bucket": {"$dateToString": {"format": BUCKET_FORMATS[bucket], "date": "$created_at"}},
-        "error": {"$cond": [{"$eq": ["$status", STATUS_ERROR]}, 1, 0]},
-        "cancelled": {"$cond": [{"$eq": ["$status", STATUS_CANCELLED]}, 1, 0]},
-        "latency": {"$cond": [_is_timed(), f"${LATENCY_FIELD}", None]},
-        "tokens": {"$cond": [_is_timed(), {"$ifNull": ["$output_tokens", 0]}, 0]},
-        "first_token": {"$cond": [{"$gt": [f"${FIRST_TOKEN_FIELD}", 0]}, f"${FIRST_TOKEN_FIELD}", None]},
-    }
-
-
-def _accumulators(*, with_percentiles: bool) -> dict[str, Any]:
-    accumulators: dict[str, Any] = {
-        "interactions": {"$sum": 1},
-        "errors": {"$sum": "$error"},
-        "cancelled": {"$sum": "$cancelled"},
-        "timed": _count_if({"$gt": ["$latency", None]}),
-        "output_tokens": {"$sum": "$tokens"},
-        "generate_ms": {"$sum": {"$ifNull": ["$latency", 0]}},
-        "first_token_count": _count_if({"$gt": ["$first_token", None]}),
-    }
-    if with_percentiles:
-        for name, source in (("latency_p", "$latency"), ("first_token_p", "$first_token")):
-            accumulators[name] = {"$percentile": {"input": source, "p": list(PERCENTILES), "method": "approximate"}}
-    return accumulators
-
-
 def stats_pipeline(
-    *, scope: Scope, since: datetime | None, bucket: Bucket, with_percentiles: bool
+    *, scope: Scope, since: datetime | None, bucket: Bucket, until: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The aggregation behind the stats page (public so the benchmark and tests can run it)."""
+    """The aggregation behind the stats page (public so the benchmark and tests can run it).
+
+    One ``$group`` per (model, task, status, cached, time bucket) — plain field paths and one
+    ``$dateToString``, which every MongoDB-compatible server evaluates cheaply — counting the
+    interactions and pushing each one's generation time, output tokens and first-token time as a
+    compact triple, so percentiles can be computed exactly over any union of groups.
+    """
     match = scope_match(scope, since=since)
-    accumulators = _accumulators(with_percentiles=with_percentiles)
+    if until is not None:
+        match["created_at"] = {**match.get("created_at", {}), "$lt": until}
     return [
         {"$match": match},
-        {"$project": _projection(bucket)},
         {
-            "$facet": {
-                "models": [
-                    {"$group": {"_id": {"model": "$model", "task": "$task"}, **accumulators}},
-                    {"$sort": {"interactions": -1, "_id.model": 1, "_id.task": 1}},
-                ],
-                "series": [{"$group": {"_id": "$bucket", **accumulators}}, {"$sort": {"_id": 1}}],
-                "overall": [{"$group": {"_id": None, **accumulators}}],
+            "$group": {
+                "_id": {
+                    "model": "$model",
+                    "task": "$task",
+                    "status": "$status",
+                    "cached": "$cached",
+                    "bucket": {"$dateToString": {"format": BUCKET_FORMATS[bucket], "date": "$created_at"}},
+                },
+                "interactions": {"$sum": 1},
+                "values": {"$push": {"g": f"${LATENCY_FIELD}", "o": "$output_tokens", "f": f"${FIRST_TOKEN_FIELD}"}},
             }
         },
+        {"$sort": {"_id.bucket": 1, "_id.model": 1, "_id.task": 1, "_id.status": 1}},
     ]
-
-
-# $percentile is MongoDB 7.0+: remember which repositories' servers lack it (tried once each).
-_no_percentile_repositories: weakref.WeakSet[InteractionRepository] = weakref.WeakSet()
-UNSUPPORTED_OPERATOR_CODES = frozenset({15952, 168, 40324, 5787902})
 
 
 def compute_stats(
@@ -271,185 +236,162 @@ def compute_stats(
     range_key: str = DEFAULT_RANGE,
     now: datetime | None = None,
     repository: InteractionRepository | None = None,
-    percentile_method: PercentileMethod = "auto",
+    cache_seconds: float = CACHE_SECONDS,
 ) -> StatsReport:
-    """Figures for ``scope`` over the range ``range_key``; raises ``StoreUnavailable`` when the store is down."""
+    """Figures for ``scope`` over the range ``range_key``; raises ``StoreUnavailable`` when the store is down.
+
+    The buckets before the current one are aggregated once and kept for ``cache_seconds`` (new
+    interactions land in the current bucket, which is always read fresh); ``cache_seconds=0``
+    reads everything fresh.
+    """
     started = time.perf_counter()
     stats_range = get_range(range_key)
     now = now or utc_now()
     since = stats_range.since(now)
+    bucket = stats_range.bucket
     repository = repository or get_repository()
-    use_server = percentile_method == "server" or (
-        percentile_method == "auto" and repository not in _no_percentile_repositories
-    )
-    result: dict[str, Any] | None = None
-    if use_server:
-        result = _aggregate(
-            repository,
-            scope=scope,
-            since=since,
-            bucket=stats_range.bucket,
-            percentiles=True,
-            fallback_allowed=percentile_method == "auto",
-        )
-    method: Literal["server", "sample"] = "server" if result is not None else "sample"
-    sample: list[dict[str, Any]] | None = None
-    if result is None:
-        result = _aggregate(
-            repository, scope=scope, since=since, bucket=stats_range.bucket, percentiles=False, fallback_allowed=False
-        )
-        assert result is not None
-        sample = _percentile_sample(repository, scope=scope, since=since)
-    report = _build_report(result, stats_range=stats_range, since=since, now=now, method=method, sample=sample)
+    current_start = bucket_floor(now, bucket)
+    past = _past_pieces(repository, scope=scope, since=since, until=current_start, bucket=bucket, ttl=cache_seconds)
+    current = _read_pieces(repository, scope=scope, since=current_start, until=None, bucket=bucket)
+    models: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+    buckets: dict[str, _Tally] = defaultdict(_Tally)
+    overall = _Tally()
+    for (model, task, bucket_key), tally in chain(past.items(), current.items()):  # cached tallies stay as they are
+        models[(model, task)].merge(tally)
+        overall.merge(tally)
+        if bucket_key is not None:  # documents without a created_at date have no bucket
+            buckets[bucket_key].merge(tally)
+    ordered = sorted(models.items(), key=lambda item: (-item[1].interactions, item[0]))
     seconds = time.perf_counter() - started
-    logger.debug("Stats %s for %s computed in %.3fs (%s percentiles)", range_key, scope, seconds, method)
-    return dataclasses.replace(report, seconds=seconds)
-
-
-def _aggregate(
-    repository: InteractionRepository,
-    *,
-    scope: Scope,
-    since: datetime | None,
-    bucket: Bucket,
-    percentiles: bool,
-    fallback_allowed: bool,
-) -> dict[str, Any] | None:
-    pipeline = stats_pipeline(scope=scope, since=since, bucket=bucket, with_percentiles=percentiles)
-    with store_errors("stats"):
-        try:
-            documents = list(repository.collection.aggregate(pipeline))
-        except OperationFailure as exc:
-            if not (percentiles and fallback_allowed and _is_unsupported_operator(exc)):
-                raise
-            logger.warning("The store has no $percentile (code %s); percentiles come from a sample", exc.code)
-            _no_percentile_repositories.add(repository)
-            return None
-    return documents[0] if documents else {"models": [], "series": [], "overall": []}
-
-
-def _is_unsupported_operator(exc: OperationFailure) -> bool:
-    return exc.code in UNSUPPORTED_OPERATOR_CODES or "$percentile" in str(exc)
-
-
-def _percentile_sample(
-    repository: InteractionRepository, *, scope: Scope, since: datetime | None
-) -> list[dict[str, Any]]:
-    """The newest interactions in range (bounded), with only the fields percentiles need."""
-    query = scope_match(scope, since=since)
-    projection = {"_id": 0, "model": 1, "task": 1, "created_at": 1, "status": 1, "cached": 1, "durations_ms": 1}
-    with store_errors("stats sample"):
-        cursor = (
-            repository.collection.find(query, projection)
-            .sort([("created_at", DESCENDING)])
-            .limit(PERCENTILE_SAMPLE_LIMIT)
-        )
-        return list(cursor)
-
-
-# --- Turning documents into a report ------------------------------------------------------------
-
-
-def _figures(group: Mapping[str, Any], percentiles: Mapping[str, list[float | None]] | None = None) -> Figures:
-    latency = percentiles["latency"] if percentiles else _pair(group.get("latency_p"))
-    first_token = percentiles["first_token"] if percentiles else _pair(group.get("first_token_p"))
-    return Figures(
-        interactions=int(group.get("interactions") or 0),
-        errors=int(group.get("errors") or 0),
-        cancelled=int(group.get("cancelled") or 0),
-        timed=int(group.get("timed") or 0),
-        output_tokens=int(group.get("output_tokens") or 0),
-        generate_ms=float(group.get("generate_ms") or 0.0),
-        p50_ms=latency[0],
-        p95_ms=latency[1],
-        first_token_count=int(group.get("first_token_count") or 0),
-        first_token_p50_ms=first_token[0],
-        first_token_p95_ms=first_token[1],
-    )
-
-
-def _pair(values: object) -> list[float | None]:
-    if isinstance(values, list) and len(values) == len(PERCENTILES):
-        return [float(v) if isinstance(v, int | float) else None for v in values]
-    return [None] * len(PERCENTILES)
-
-
-class _SampleIndex:
-    """Latency and first-token values of the sampled interactions, grouped like the facets."""
-
-    def __init__(self, sample: Iterable[Mapping[str, Any]], bucket: Bucket) -> None:
-        self.size = 0
-        self.latency: dict[object, list[float]] = defaultdict(list)
-        self.first_token: dict[object, list[float]] = defaultdict(list)
-        for doc in sample:
-            self.size += 1
-            durations = doc.get("durations_ms") or {}
-            keys: tuple[object, ...] = (
-                ("model", doc.get("model") or "", doc.get("task") or ""),
-                ("bucket", doc["created_at"].astimezone(UTC).strftime(BUCKET_FORMATS[bucket])),
-                ("overall",),
-            )
-            latency = durations.get("generate_ms")
-            if (
-                doc.get("status") == STATUS_OK
-                and doc.get("cached") is not True
-                and isinstance(latency, int | float)
-                and latency > 0
-            ):
-                for key in keys:
-                    self.latency[key].append(float(latency))
-            first_token = durations.get("first_token_ms")
-            if isinstance(first_token, int | float) and first_token > 0:
-                for key in keys:
-                    self.first_token[key].append(float(first_token))
-
-    def percentiles(self, key: object) -> dict[str, list[float | None]]:
-        return {
-            "latency": [percentile(self.latency.get(key, []), p) for p in PERCENTILES],
-            "first_token": [percentile(self.first_token.get(key, []), p) for p in PERCENTILES],
-        }
-
-
-def _build_report(
-    result: Mapping[str, Any],
-    *,
-    stats_range: StatsRange,
-    since: datetime | None,
-    now: datetime,
-    method: Literal["server", "sample"],
-    sample: list[dict[str, Any]] | None,
-) -> StatsReport:
-    index = _SampleIndex(sample, stats_range.bucket) if sample is not None else None
-
-    def figures(group: Mapping[str, Any], key: object) -> Figures:
-        return _figures(group, index.percentiles(key) if index is not None else None)
-
-    models = [
-        ModelStats(
-            model=str(group["_id"].get("model", "")),
-            task=str(group["_id"].get("task", "")),
-            figures=figures(group, ("model", group["_id"].get("model", ""), group["_id"].get("task", ""))),
-        )
-        for group in result.get("models", [])
-    ]
-    by_bucket = {
-        group["_id"]: figures(group, ("bucket", group["_id"]))
-        for group in result.get("series", [])
-        if isinstance(group.get("_id"), str)  # documents without a created_at date have no bucket
-    }
-    overall_groups = result.get("overall") or [{}]
-    overall = figures(overall_groups[0], ("overall",))
-    series = _series(by_bucket, stats_range=stats_range, since=since, now=now)
+    logger.debug("Stats %s for %s computed in %.3fs", range_key, scope, seconds)
     return StatsReport(
         range=stats_range,
         since=since,
         until=now,
-        models=models,
-        series=series,
-        overall=overall,
-        percentile_method=method,
-        sample_size=index.size if index is not None else None,
+        models=[ModelStats(model=model, task=task, figures=tally.figures()) for (model, task), tally in ordered],
+        series=_series(
+            {key: tally.figures() for key, tally in buckets.items()}, stats_range=stats_range, since=since, now=now
+        ),
+        overall=overall.figures(),
+        seconds=seconds,
     )
+
+
+PieceKey = tuple[str, str, str | None]  # model, task, bucket
+
+
+def _read_pieces(
+    repository: InteractionRepository, *, scope: Scope, since: datetime | None, until: datetime | None, bucket: Bucket
+) -> dict[PieceKey, _Tally]:
+    """Run the aggregation and fold its groups into one tally per (model, task, bucket)."""
+    pieces: dict[PieceKey, _Tally] = {}
+    pipeline = stats_pipeline(scope=scope, since=since, until=until, bucket=bucket)
+    with store_errors("stats"):
+        for group in repository.collection.aggregate(pipeline):
+            key = group.get("_id") or {}
+            bucket_key = key.get("bucket") if isinstance(key.get("bucket"), str) else None
+            piece = pieces.setdefault((str(key.get("model") or ""), str(key.get("task") or ""), bucket_key), _Tally())
+            piece.add(
+                status=key.get("status"),
+                cached=key.get("cached") is True,
+                count=int(group.get("interactions") or 0),
+                values=group.get("values") or [],
+            )
+    return pieces
+
+
+# Finished buckets, per (collection, scope, range start, current bucket start): (stored at, pieces).
+_past_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[PieceKey, _Tally]]] = OrderedDict()
+_past_cache_lock = threading.Lock()
+
+
+def _past_pieces(
+    repository: InteractionRepository,
+    *,
+    scope: Scope,
+    since: datetime | None,
+    until: datetime,
+    bucket: Bucket,
+    ttl: float,
+) -> dict[PieceKey, _Tally]:
+    if since is not None and since >= until:
+        return {}
+    key = (id(repository), repository.collection.full_name, repr(sorted(scope.query().items())), bucket, since, until)
+    if ttl > 0:
+        with _past_cache_lock:
+            hit = _past_cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                _past_cache.move_to_end(key)
+                return hit[1]
+    pieces = _read_pieces(repository, scope=scope, since=since, until=until, bucket=bucket)
+    if ttl > 0:
+        with _past_cache_lock:
+            _past_cache[key] = (time.monotonic(), pieces)
+            _past_cache.move_to_end(key)
+            while len(_past_cache) > CACHE_ENTRIES:
+                _past_cache.popitem(last=False)
+    return pieces
+
+
+def clear_stats_cache() -> None:
+    with _past_cache_lock:
+        _past_cache.clear()
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+@dataclass
+class _Tally:
+    """Running totals of some groups; percentiles are exact (nearest rank) over the pushed values."""
+
+    interactions: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    output_tokens: int = 0
+    generate_ms: float = 0.0
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    first_tokens: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, *, status: object, cached: bool, count: int, values: Iterable[Mapping[str, Any]]) -> None:
+        self.interactions += count
+        self.errors += count if status == STATUS_ERROR else 0
+        self.cancelled += count if status == STATUS_CANCELLED else 0
+        timed = status == STATUS_OK and not cached
+        for value in values:
+            first_token = _number(value.get("f"))
+            if first_token is not None:
+                self.first_tokens.append(first_token)
+            latency = _number(value.get("g")) if timed else None
+            if latency is not None:
+                self.latencies.append(latency)
+                self.generate_ms += latency
+                self.output_tokens += int(_number(value.get("o")) or 0)
+
+    def merge(self, other: _Tally) -> None:
+        self.interactions += other.interactions
+        self.errors += other.errors
+        self.cancelled += other.cancelled
+        self.output_tokens += other.output_tokens
+        self.generate_ms += other.generate_ms
+        self.latencies.extend(other.latencies)
+        self.first_tokens.extend(other.first_tokens)
+
+    def figures(self) -> Figures:
+        return Figures(
+            interactions=self.interactions,
+            errors=self.errors,
+            cancelled=self.cancelled,
+            timed=len(self.latencies),
+            output_tokens=self.output_tokens,
+            generate_ms=self.generate_ms,
+            p50_ms=percentile(self.latencies, PERCENTILES[0]),
+            p95_ms=percentile(self.latencies, PERCENTILES[1]),
+            first_token_count=len(self.first_tokens),
+            first_token_p50_ms=percentile(self.first_tokens, PERCENTILES[0]),
+            first_token_p95_ms=percentile(self.first_tokens, PERCENTILES[1]),
+        )
 
 
 def _series(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
 
 from app.errors import StoreUnavailable
 from app.services import stats
@@ -78,8 +74,8 @@ def seeded(repo: InteractionRepository) -> InteractionRepository:
     return repo
 
 
-def report(repo: InteractionRepository, range_key: str, **kwargs: Any) -> stats.StatsReport:
-    return compute_stats(scope=ALICE, range_key=range_key, now=NOW, repository=repo, **kwargs)
+def report(repo: InteractionRepository, range_key: str) -> stats.StatsReport:
+    return compute_stats(scope=ALICE, range_key=range_key, now=NOW, repository=repo)
 
 
 def by_model(result: stats.StatsReport) -> dict[str, stats.Figures]:
@@ -199,14 +195,32 @@ def test_logged_in_user_scope_counts_the_users_interactions(repo: InteractionRep
     assert compute_stats(scope=user, range_key="24h", repository=repo).overall.interactions == 2
 
 
-@pytest.mark.parametrize("range_key", ["24h", "7d", "30d", "all"])
-def test_sampled_percentiles_equal_the_server_percentiles(seeded: InteractionRepository, range_key: str) -> None:
-    server = report(seeded, range_key, percentile_method="server")
-    sampled = report(seeded, range_key, percentile_method="sample")
-    assert (server.percentile_method, sampled.percentile_method) == ("server", "sample")
-    assert sampled.models == server.models
-    assert sampled.series == server.series
-    assert sampled.overall == server.overall
+def test_new_interactions_show_at_once_while_finished_buckets_are_cached(seeded: InteractionRepository) -> None:
+    before = compute_stats(scope=ALICE, range_key="7d", now=NOW, repository=seeded, cache_seconds=60)
+    seed(seeded, ago=timedelta(minutes=1), generate_ms=700, tokens=7)  # today: the bucket read on every request
+    seed(seeded, ago=timedelta(days=3), generate_ms=800, tokens=8)  # an earlier day: cached for a minute
+    cached = compute_stats(scope=ALICE, range_key="7d", now=NOW, repository=seeded, cache_seconds=60)
+    fresh = compute_stats(scope=ALICE, range_key="7d", now=NOW, repository=seeded, cache_seconds=0)
+    assert (before.overall.interactions, cached.overall.interactions, fresh.overall.interactions) == (7, 8, 9)
+
+
+def test_cached_figures_do_not_drift_between_requests(seeded: InteractionRepository) -> None:
+    first = compute_stats(scope=ALICE, range_key="30d", now=NOW, repository=seeded, cache_seconds=60)
+    second = compute_stats(scope=ALICE, range_key="30d", now=NOW, repository=seeded, cache_seconds=60)
+    assert (second.models, second.series, second.overall) == (first.models, first.series, first.overall)
+
+
+def test_pipeline_is_match_group_sort_on_the_indexed_owner_and_date() -> None:
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    pipeline = stats.stats_pipeline(scope=ALICE, since=since, bucket="day")
+    assert [next(iter(stage)) for stage in pipeline] == ["$match", "$group", "$sort"]
+    assert pipeline[0]["$match"] == {**ALICE.query(), "created_at": {"$gte": since}}
+
+
+def test_the_range_match_uses_an_index(seeded: InteractionRepository) -> None:
+    since = stats.RANGES["7d"].since(NOW)
+    plan = seeded.collection.find(stats.scope_match(ALICE, since=since)).explain()["queryPlanner"]["winningPlan"]
+    assert "IXSCAN" in repr(plan)
 
 
 def test_empty_store_gives_an_empty_report(repo: InteractionRepository) -> None:
@@ -215,44 +229,6 @@ def test_empty_store_gives_an_empty_report(repo: InteractionRepository) -> None:
     assert result.models == []
     assert [point.figures.interactions for point in result.series] == [0] * 7
     assert report(repo, "all").series == []
-
-
-class _NoPercentileCollection:
-    """Answers like a MongoDB 6 server: ``$percentile`` is an unknown group operator."""
-
-    def __init__(self, real: Collection[dict[str, Any]]) -> None:
-        self._real = real
-        self.rejected = 0
-
-    def aggregate(self, pipeline: list[Mapping[str, Any]]) -> Any:
-        if "$percentile" in repr(pipeline):
-            self.rejected += 1
-            raise OperationFailure("Unknown group operator '$percentile'", code=15952)
-        return self._real.aggregate(pipeline)
-
-    def find(self, *args: Any, **kwargs: Any) -> Any:
-        return self._real.find(*args, **kwargs)
-
-
-class _OldServerRepository(InteractionRepository):
-    fake: _NoPercentileCollection | None = None
-
-    @property
-    def collection(self) -> Any:
-        if self.fake is None:
-            self.fake = _NoPercentileCollection(super().collection)
-        return self.fake
-
-
-def test_a_server_without_percentile_falls_back_to_sampling_once(seeded: InteractionRepository, db_name: str) -> None:
-    old = _OldServerRepository(uri=seeded._uri, db_name=db_name, collection_name="interactions")
-    first = compute_stats(scope=ALICE, range_key="24h", now=NOW, repository=old)
-    second = compute_stats(scope=ALICE, range_key="24h", now=NOW, repository=old)
-    assert (first.percentile_method, second.percentile_method) == ("sample", "sample")
-    assert first.sample_size == 5
-    assert (first.overall.p50_ms, first.overall.p95_ms) == (200.0, 1000.0)
-    assert old.fake is not None and old.fake.rejected == 1
-    old.close()
 
 
 def test_unreachable_store_raises_store_unavailable(unreachable_store: object) -> None:

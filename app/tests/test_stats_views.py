@@ -16,7 +16,8 @@ pytestmark = pytest.mark.usefixtures("store_settings")
 
 
 def visitor(client: Client) -> str:
-    client.get("/stats/")
+    """The visitor id the client's session holds (a first visit creates it)."""
+    client.get("/")
     return str(client.session["visitor_id"])
 
 
