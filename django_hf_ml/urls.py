@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 urlpatterns = [
     path("", include("app.urls")),
-    # Optional login (history across devices): /accounts/login/, /accounts/logout/ (POST), password views.
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Optional login (history across devices). Accounts are made by an administrator (createsuperuser).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
 
 # Error pages: JSON for /api/ paths, a friendly page otherwise (app/error_views.py).
