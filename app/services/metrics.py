@@ -21,6 +21,7 @@ import hmac
 import importlib
 import ipaddress
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -103,6 +105,7 @@ MODEL_LOAD_DURATION = Gauge(
     "Seconds the most recent load of each model took.",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 MODEL_LOADS = Counter(
     f"{PREFIX}_model_loads",
@@ -276,8 +279,23 @@ class _DepthCollector(Collector):
 REGISTRY.register(_DepthCollector())
 
 
+def multiprocess_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR``: set (to an empty folder) for gunicorn with several workers."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
 def exposition() -> bytes:
-    """Every metric in the Prometheus text format."""
+    """Every metric in the Prometheus text format.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, the counters and histograms of every worker process are
+    summed from their files there (prometheus_client's multiprocess mode), so any worker that
+    answers the scrape reports the whole server; the depths are read by the answering worker.
+    """
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(_DepthCollector())
+        return generate_latest(registry)
     return generate_latest(REGISTRY)
 
 

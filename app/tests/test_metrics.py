@@ -223,3 +223,26 @@ def test_a_weak_metrics_token_stops_start_up(tmp_path: Path, token: str) -> None
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "METRICS_TOKEN must be at least 16 characters without spaces" in result.stderr
+
+
+def test_several_worker_processes_are_summed_in_multiprocess_mode(tmp_path: Path) -> None:
+    """gunicorn --workers N: with PROMETHEUS_MULTIPROC_DIR each worker writes its own file, any one reports all."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    record = (
+        "from app.services import metrics; "
+        "metrics.observe_request(view='app:index', method='GET', status=200, seconds=0.01); "
+        "metrics.observe_model_load(model='m', seconds=1.5)"
+    )
+    for _ in range(2):  # two "workers", one after the other (different pids)
+        subprocess.run([sys.executable, "-c", record], cwd=ROOT, env=env, check=True)
+    report = "from app.services import metrics; print(metrics.exposition().decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", report], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    families = {family.name: family.samples for family in text_string_to_metric_families(text)}
+    labels = {"view": "app:index", "method": "GET", "status": "200"}
+    assert value(families, "django_hf_ml_http_requests", "django_hf_ml_http_requests_total", **labels) == 2
+    assert (
+        value(families, "django_hf_ml_model_load_duration_seconds", "django_hf_ml_model_load_duration_seconds") == 1.5
+    )
+    assert "django_hf_ml_queue_depth" in families
