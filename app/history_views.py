@@ -69,6 +69,8 @@ def history_page(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         # "Load more" asks for the next rows only; a filter or search change gets the whole result block.
         partial = "rows" if form.data.get("cursor") and status == 200 else "results"
+        # htmx swaps 422 (not 400) in this app, so the reason shows next to the filters.
+        status = 422 if status == 400 else status
         return _vary(render(request, f"{HISTORY}#{partial}", context, status=status))
     scope = visitor_scope(request)
     context.update(

@@ -92,6 +92,12 @@ def test_bad_cursor_is_a_400_with_the_message(client: Client) -> None:
     assert INVALID_CURSOR in response.content.decode()
 
 
+def test_htmx_bad_filter_is_a_swappable_422_fragment(client: Client) -> None:
+    response = client.get("/history/?until=someday", HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert f'<p data-field="until">{HISTORY_BAD_DATE}</p>' in response.content.decode()
+
+
 def test_bad_date_and_reversed_range_are_400(client: Client) -> None:
     assert HISTORY_BAD_DATE in client.get("/history/?since=yesterday").content.decode()
     response = client.get("/history/?since=2026-03-05&until=2026-03-01")
