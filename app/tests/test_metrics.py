@@ -127,6 +127,8 @@ def test_generation_counters_move_when_a_prompt_is_answered(client: Client, sett
     assert value(after, family, f"{family}_total", model=model) > value(before, family, f"{family}_total", model=model)
     family = "django_hf_ml_model_load_duration_seconds"
     assert value(after, family, family, model=model) > 0
+    queue = [sample for sample in after["django_hf_ml_queue_depth"] if sample.labels == {"model": model}]
+    assert [sample.value for sample in queue] == [0.0]  # the model's inference worker, idle again
     labels = {"view": "app:submit_prompt", "method": "POST", "status": "200"}
     assert value(after, "django_hf_ml_http_requests", "django_hf_ml_http_requests_total", **labels) >= 1
 
