@@ -14,6 +14,7 @@ sharing one ``DATA_DIR`` (each process opens its own connection).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -83,6 +84,7 @@ class Outbox:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._connection_pid: int | None = None
         self._replay_lock = threading.Lock()
 
     # --- storage --------------------------------------------------------------------------------
@@ -99,8 +101,11 @@ class Outbox:
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
+                if self._connection is not None and self._connection_pid != os.getpid():
+                    self._connection = None  # inherited through fork: never share a SQLite handle
                 if self._connection is None:
                     self._connection = self._connect()
+                    self._connection_pid = os.getpid()
                 yield self._connection
             except (sqlite3.Error, OSError) as exc:
                 logger.error("Outbox %s failed: %s", self.path, exc)
