@@ -23,6 +23,7 @@ import gc
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from app.services.device import (  # noqa: E402
     RuntimeUnavailable,
     load_model_for_runtime,
     resolve_runtime,
+    run_off_main_thread,
 )
 from app.services.quality import QUALITY_PROMPTS  # noqa: E402
 
@@ -138,8 +140,9 @@ def measure(
     results = []
     for batch in batches:
         inputs = encode_batch(tokenizer, batch, profile.device)
-        generate(model, tokenizer, inputs, 2)  # warm-up: allocations, kernels, caches
-        runs = [generate(model, tokenizer, inputs, new_tokens) for _ in range(repeats)]
+        # In a worker thread, as the server generates (torch in the main thread is far slower under load).
+        run_off_main_thread(partial(generate, model, tokenizer, inputs, 2))  # warm-up: allocations, caches
+        runs = [run_off_main_thread(partial(generate, model, tokenizer, inputs, new_tokens)) for _ in range(repeats)]
         seconds, output = min(runs, key=lambda run: run[0])
         prompt_length = inputs["input_ids"].shape[-1]
         ids = tuple(tuple(row[prompt_length:].tolist()) for row in output)

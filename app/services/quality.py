@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.device import RuntimeProfile, RuntimeRequest
+from app.services.device import RuntimeProfile, RuntimeRequest, run_off_main_thread
 from app.services.nlp_service import LoadedModel, NLPService
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,14 @@ def run_quality_guard(
 
 
 def greedy_generation(service: NLPService, prompt: str, *, max_new_tokens: int) -> Generation:
-    """Greedy decoding on the service's loaded model, timing ``generate()`` only."""
+    """Greedy decoding on the service's loaded model, timing ``generate()`` only.
+
+    Runs in its own thread, as the server's inference worker does (see ``run_off_main_thread``).
+    """
+    return run_off_main_thread(lambda: _greedy_generation(service, prompt, max_new_tokens=max_new_tokens))
+
+
+def _greedy_generation(service: NLPService, prompt: str, *, max_new_tokens: int) -> Generation:
     import torch
 
     loaded = service.loaded_model()

@@ -369,3 +369,17 @@ def _restore_threads() -> Any:
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def test_run_off_main_thread_returns_the_result_from_another_thread() -> None:
+    import threading
+
+    assert device.run_off_main_thread(lambda: threading.current_thread().name) == "measure"
+
+
+def test_run_off_main_thread_reraises_the_error() -> None:
+    def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        device.run_off_main_thread(fail)
