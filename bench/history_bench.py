@@ -35,6 +35,7 @@ from app.services.mongo_repo import (  # noqa: E402
     utc_now,
 )
 from app.services.search import parse_query  # noqa: E402
+from app.services.stats import compute_stats  # noqa: E402
 
 VISITOR = Scope(session_id="bench-visitor")
 OTHER = Scope(session_id="bench-other")
@@ -159,6 +160,10 @@ def measure(repo: InteractionRepository, size: int, repeat: int, newest: datetim
         "deep page": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20), repeat),
         "search": timed(lambda: repo.page(scope=VISITOR, limit=20, filters=search), repeat),
         "search deep": timed(lambda: repo.page(scope=VISITOR, cursor=deep_search, limit=20, filters=search), repeat),
+        # The stats page (issue 7), aggregated from scratch: a bounded range costs what it holds.
+        "stats 24h": timed(
+            lambda: compute_stats(scope=VISITOR, range_key="24h", now=newest, repository=repo, cache_seconds=0), repeat
+        ),
     }
     page = repo.page(scope=VISITOR, limit=20, filters=search)
     assert len(page.items) == 20 and all(search.accepts(item.to_document()) for item in page.items)
