@@ -134,6 +134,8 @@ def _relay(request: HttpRequest, stream: Stream | None) -> Iterator[str]:
         while inference is not None:
             event = inference.next_event(timeout=KEEPALIVE_SECONDS)
             if event is None:
+                if stream.finished:  # a reconnect after the end: the earlier connection consumed the events
+                    break
                 yield ": keep-alive\n\n"
                 continue
             if event.kind in ("done", "error"):

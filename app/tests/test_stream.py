@@ -107,6 +107,14 @@ def test_feed_response_is_an_uncached_event_stream(client: Client) -> None:
     list(response.streaming_content)
 
 
+def test_a_reconnect_after_the_end_gets_the_final_answer(client: Client) -> None:
+    sid = stream_id(start(client, "Reconnect"))
+    all_events(client, sid)
+    [(kind, data)] = all_events(client, sid)
+    [doc] = stored("Reconnect")
+    assert kind == "done" and f'data-interaction-id="{doc["_id"]}"' in data
+
+
 def test_parameters_are_validated_next_to_the_field(client: Client) -> None:
     response = start(client, temperature="5", top_k="-1")
     assert response.status_code == 422
