@@ -407,8 +407,33 @@ def check_outbox() -> list[Finding]:
     return findings
 
 
+def check_runtime(settings: Any) -> list[Finding]:
+    """HF_DEVICE / HF_DTYPE / HF_THREADS resolved on this machine (issue 6): what the model will run on."""
+    from app.services.device import RuntimeUnavailable, available_cpus, describe_runtime
+
+    try:
+        profile = describe_runtime()
+    except RuntimeUnavailable as exc:
+        return [fail("device", str(exc), "set HF_DEVICE/HF_DTYPE to what this machine has, or auto")]
+    findings = [ok("device", profile.describe())]
+    cores = available_cpus()
+    if profile.threads > cores:
+        findings.append(
+            warn(
+                "device",
+                f"HF_THREADS={profile.threads} is more than the {cores} core(s) this process may use",
+                f"set HF_THREADS to at most {cores} (and workers x HF_THREADS <= cores)",
+            )
+        )
+    if profile.dtype == "int8":
+        findings.append(
+            warn("device", "int8 answers differ from float32 ones", "python manage.py quality_guard shows how much")
+        )
+    return findings
+
+
 # Other helpers add checks here (e.g. the device/dtype line) as functions taking the settings.
-EXTRA_CHECKS: list[Callable[[Any], list[Finding]]] = []
+EXTRA_CHECKS: list[Callable[[Any], list[Finding]]] = [check_runtime]
 
 
 def settings_checks(settings: Any) -> list[Finding]:

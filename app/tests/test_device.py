@@ -383,3 +383,37 @@ def test_run_off_main_thread_reraises_the_error() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         device.run_off_main_thread(fail)
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+
+def test_doctor_shows_the_resolved_device_dtype_and_threads(settings: SettingsWrapper, no_gpu: None) -> None:
+    from app.services.doctor import Finding, check_runtime
+
+    settings.HF_DEVICE, settings.HF_DTYPE, settings.HF_THREADS = "auto", "auto", 1
+    assert check_runtime(settings) == [
+        Finding("OK", "device", "device=cpu dtype=float32 threads=1 (HF_DEVICE=auto, HF_DTYPE=auto)")
+    ]
+
+
+def test_doctor_fails_on_a_missing_gpu_naming_hf_device(settings: SettingsWrapper, no_gpu: None) -> None:
+    from app.services.doctor import check_runtime
+
+    settings.HF_DEVICE = "cuda"
+    [finding] = check_runtime(settings)
+    assert finding.level == "FAIL"
+    assert finding.detail.startswith("HF_DEVICE=cuda asks for a CUDA GPU")
+
+
+def test_doctor_warns_about_int8_and_more_threads_than_cores(
+    settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services.doctor import check_runtime
+
+    monkeypatch.setattr(device, "available_cpus", lambda: 2)
+    settings.HF_DEVICE, settings.HF_DTYPE, settings.HF_THREADS = "cpu", "int8", 8
+    findings = check_runtime(settings)
+    assert [finding.level for finding in findings] == ["OK", "WARN", "WARN"]
+    assert findings[1].detail == "HF_THREADS=8 is more than the 2 core(s) this process may use"
+    assert findings[2].fix == "python manage.py quality_guard shows how much"
