@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from app.errors import QUEUE_FULL, DomainError, ModelUnavailable, QueueFull
 
@@ -423,7 +423,7 @@ class BatchStreamer:
 
 def decode_text(loaded: LoadedModel, token_ids: list[int]) -> str:
     """The answer text of ``token_ids`` the way the final result shows it (special tokens dropped, stripped)."""
-    text: str = loaded.tokenizer.decode(token_ids, skip_special_tokens=True)
+    text = cast(str, loaded.tokenizer.decode(token_ids, skip_special_tokens=True))
     return text.strip()
 
 
