@@ -302,3 +302,20 @@ def test_on_finish_runs_before_the_done_event(gate: GateBackend) -> None:
     request = worker.submit("x", GenerationParams(), on_finish=lambda finished: seen.append(finished.result.text))
     assert [event.kind for event in drain(request)][-1] == "done"
     assert seen == ["X"]
+
+
+@pytest.mark.bundled_model
+def test_bundled_smollm2_batched_greedy_answers_equal_unbatched_answers() -> None:
+    from app.services.bundled_model import ensure_bundled_model
+    from app.services.nlp_service import bundled_models_dir
+
+    service = NLPService(model=str(ensure_bundled_model(bundled_models_dir())), task="text-generation")
+    service.warm_up()
+    prompts = ("What is the capital of France?", "Name three primary colors.", "What does a bee make?", "Hi")
+    params = GenerationParams(max_new_tokens=16)
+    try:
+        expected = [unbatched(service, prompt, params) for prompt in prompts]
+        results = batched(service, prompts, [params] * len(prompts))
+    finally:
+        service.unload()
+    assert [(result.text, result.output_tokens) for result in results] == expected
