@@ -1,7 +1,7 @@
 """History at scale: time the first page, a deep page and a search at 1k, 10k and 100k interactions.
 
 Starts its own throwaway SecantusDB server (free port, temporary folder), bulk-inserts synthetic
-interactions for one visitor (one a minute, newest now, plus another visitor's noise) and prints
+interactions for one visitor (one a minute, the newest a day ago, plus another visitor's noise) and prints
 each timing as a ratio to the smallest size. Goal: every ratio stays within 2x — an index can do
 that, a scan cannot.
 
@@ -100,6 +100,7 @@ WORDS = [
     "quito",
     "chile",
 ]
+HISTORY_MEASURES = ("first page", "deep page", "search", "search deep")
 SEARCH = "capital par"  # a whole word and a prefix, the way a person types
 CHUNK = 2000
 
@@ -194,7 +195,9 @@ def main() -> None:
                 repo.client.drop_database(f"history_bench_{size}")
                 repo.ensure_indexes()
                 print(f"{size} interactions:")
-                newest = utc_now()
+                # The visitor's last prompt was a day ago: the first page has to find where history starts,
+                # and the time the fill itself takes (minutes at 100k) hardly changes that gap.
+                newest = utc_now() - timedelta(days=1)
                 fill(repo, size, newest)
                 table[size] = measure(repo, size, args.repeat, newest)
                 if store is None:
@@ -208,8 +211,9 @@ def main() -> None:
     for size, row in table.items():
         cells = [f"{row[name]:8.1f} ms ({row[name] / base[name]:4.2f}x)" for name in base]
         print(f"{size:>8} " + " ".join(f"{cell:>22}" for cell in cells))
-    worst = max(row[name] / base[name] for row in table.values() for name in base)
-    print(f"\nworst ratio to the {sizes[0]} case: {worst:.2f}x (goal: <= 2x)")
+    history = [name for name in base if name in HISTORY_MEASURES]
+    worst = max(row[name] / base[name] for row in table.values() for name in history)
+    print(f"\nworst history ratio ({', '.join(history)}) to the {sizes[0]} case: {worst:.2f}x (goal: <= 2x)")
 
 
 if __name__ == "__main__":

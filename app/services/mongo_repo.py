@@ -13,7 +13,7 @@ import binascii
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +21,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -55,6 +55,19 @@ WINDOW_GROWTH = 4
 WINDOW_TARGET_DOCS = 500
 OLDEST = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
+ONE_DAY = timedelta(days=1)
+DAYS_SUFFIX = "_days"
+DAY_INDEXES: tuple[IndexModel, ...] = (
+    IndexModel([("owner", ASCENDING), ("day", DESCENDING)], name="owner_day_desc"),
+    IndexModel([("day", DESCENDING)], name="day_desc"),
+)
+
+
+def _day_of(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
 MAX_WINDOW_MS = 100 * 365 * 24 * 3600 * 1000
 MIN_WINDOW = timedelta(seconds=1)
 
@@ -356,6 +369,11 @@ class InteractionRepository:
     def collection(self) -> Collection[dict[str, Any]]:
         return self.client[self._db_name][self._collection_name]
 
+    @property
+    def days(self) -> Collection[dict[str, Any]]:
+        """One small document per (owner, UTC day) with interactions: where history pages can jump to."""
+        return self.client[self._db_name][f"{self._collection_name}{DAYS_SUFFIX}"]
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None and self._client_pid == os.getpid():
@@ -370,6 +388,7 @@ class InteractionRepository:
     def ensure_indexes(self) -> list[str]:
         with store_errors("index creation"):
             names = self.collection.create_indexes(list(INDEXES))
+            names += self.days.create_indexes(list(DAY_INDEXES))
         logger.info("MongoDB indexes ensured on %s.%s: %s", self._db_name, self._collection_name, ", ".join(names))
         return names
 
@@ -381,6 +400,35 @@ class InteractionRepository:
                 self.collection.insert_one(interaction.to_document())
             except DuplicateKeyError:
                 logger.info("Interaction %s already stored; retry ignored", interaction.id)
+            self._record_days([(interaction.owner, interaction.created_at)])
+
+    def _record_days(self, entries: Iterable[tuple[str, datetime]]) -> None:
+        """Remember, per owner and UTC day, the newest interaction time (history pages skip empty stretches)."""
+        newest: dict[tuple[str, datetime], datetime] = {}
+        for owner, created_at in entries:
+            key = (owner, _day_of(created_at))
+            newest[key] = max(created_at, newest.get(key, created_at))
+        if not newest:
+            return
+        updates = [
+            UpdateOne(
+                {"_id": f"{owner}|{day:%Y-%m-%d}"},
+                {"$set": {"owner": owner, "day": day}, "$max": {"newest": moment}},
+                upsert=True,
+            )
+            for (owner, day), moment in newest.items()
+        ]
+        self.days.bulk_write(updates, ordered=False)
+
+    def _newest_before(self, scope: Scope, before: datetime) -> datetime | None:
+        """The newest recorded interaction time before ``before`` (via the day documents), or None."""
+        query: dict[str, Any] = {**scope.query(), "day": {"$lt": before}}
+        with store_errors("page"):
+            for doc in self.days.find(query).sort([("day", DESCENDING)]).limit(1):
+                if doc["newest"] < before:
+                    return doc["newest"]
+                return before - ONE_MS  # that day is still active just before ``before``
+        return None
 
     # --- reads ---------------------------------------------------------------------------------
     def get(self, interaction_id: str, *, scope: Scope) -> Interaction:
@@ -464,6 +512,8 @@ class InteractionRepository:
             upper = after.created_at
         lower_limit = filters.since or OLDEST
         window = window or FIRST_WINDOW
+        newest_seen: datetime | None = None
+        in_windows = 0
         while True:
             if upper is not None and upper <= lower_limit:
                 return
@@ -483,14 +533,48 @@ class InteractionRepository:
             for doc in self._window(query, filters, exact=exact, want=remaining):
                 batch += 1
                 found += 1
+                newest_seen = newest_seen or doc["created_at"]
                 yield doc
             if last:
                 return
             upper = max(lower, lower_limit)
-            # Grow the next window towards what is still needed (at most x16), by what this one held.
+            in_windows += batch
+            if batch == 0:
+                # Nothing here: jump over the stretch the day documents say is empty (after one check,
+                # normally empty, so a write that bypassed the repository is still found).
+                target = self._newest_before(scope, upper)
+                skip_to = max(target + ONE_MS if target is not None else lower_limit, lower_limit)
+                if skip_to < upper:
+                    check = {**base, "created_at": {"$gt": skip_to - ONE_MS, "$lt": upper}}
+                    for doc in self._window(check, filters, exact=exact, want=None if want is None else want - found):
+                        found += 1
+                        newest_seen = newest_seen or doc["created_at"]
+                        yield doc
+                    upper = skip_to
+                    if target is None:
+                        return
+                    continue
+            window = self._next_window(window, lower, batch, in_windows, newest_seen, want, found)
+
+    @staticmethod
+    def _next_window(
+        window: timedelta,
+        lower: datetime,
+        batch: int,
+        in_windows: int,
+        newest_seen: datetime | None,
+        want: int | None,
+        found: int,
+    ) -> timedelta:
+        """Size the next window from the density seen so far (empty gaps before the first hit do not count)."""
+        if batch == 0 or newest_seen is None:
+            grown = window * WINDOW_GROWTH
+        else:
             needed = WINDOW_TARGET_DOCS if want is None else max(1, want - found)
-            factor = WINDOW_GROWTH if batch == 0 else min(16.0, max(0.5, needed / batch * 1.25))
-            window = min(window * factor, timedelta(milliseconds=MAX_WINDOW_MS))
+            covered = max(newest_seen - lower, ONE_MS)
+            grown = covered * (needed / in_windows) * 1.25
+            grown = min(max(grown, window / 2, ONE_MS * 10), window * 16)
+        return min(grown, timedelta(milliseconds=MAX_WINDOW_MS))
 
     def _window(
         self, query: dict[str, Any], filters: HistoryFilter, *, exact: bool, want: int | None
@@ -541,6 +625,7 @@ class InteractionRepository:
         """Delete every interaction of ``scope`` for good (no undo); returns how many."""
         with store_errors("delete all"):
             deleted = self.collection.delete_many(scope.query()).deleted_count
+            self.days.delete_many(scope.query())
             if not scope.shared:
                 self.collection.delete_many({"owner": OWNER_DELETED + scope.owner})
         logger.info("Deleted %s interactions of one history", deleted)
@@ -549,10 +634,14 @@ class InteractionRepository:
     def claim(self, *, session_id: str, user_id: str) -> int:
         """Move the interactions a visitor made before logging in to the user; returns how many."""
         with store_errors("claim"):
+            old_owner = owner_key(session_id=session_id)
+            new_owner = owner_key(session_id=session_id, user_id=user_id)
             result = self.collection.update_many(
-                {"owner": owner_key(session_id=session_id)},
-                {"$set": {"owner": owner_key(session_id=session_id, user_id=user_id), "user_id": user_id}},
+                {"owner": old_owner}, {"$set": {"owner": new_owner, "user_id": user_id}}
             )
+            days = list(self.days.find({"owner": old_owner}))
+            self._record_days((new_owner, day["newest"]) for day in days)
+            self.days.delete_many({"owner": old_owner})
         logger.info("Claimed %s interactions for user %s", result.modified_count, user_id)
         return result.modified_count
 
@@ -568,18 +657,35 @@ class InteractionRepository:
         with store_errors("import"):
             try:
                 result = self.collection.insert_many([item.to_document() for item in interactions], ordered=False)
-                return ImportResult(inserted=len(result.inserted_ids), duplicates=[])
+                outcome = ImportResult(inserted=len(result.inserted_ids), duplicates=[])
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != 11000 for error in errors):
                     raise
                 duplicates = [interactions[error["index"]].id for error in errors]
-                return ImportResult(inserted=int(exc.details.get("nInserted", 0)), duplicates=duplicates)
+                outcome = ImportResult(inserted=int(exc.details.get("nInserted", 0)), duplicates=duplicates)
+            self._record_days((item.owner, item.created_at) for item in interactions)
+        return outcome
+
+    def rebuild_days(self, *, batch: int = 2000) -> int:
+        """Recreate the day documents from the interactions (after a backfill or a write that bypassed us)."""
+        entries: list[tuple[str, datetime]] = []
+        count = 0
+        with store_errors("rebuild days"):
+            for doc in self.collection.find({}, {"owner": 1, "created_at": 1}):
+                owner = doc.get("owner")
+                if not owner or owner.startswith(OWNER_DELETED) or "created_at" not in doc:
+                    continue
+                entries.append((owner, doc["created_at"]))
+                if len(entries) >= batch:
+                    self._record_days(entries)
+                    count += len(entries)
+                    entries = []
+            self._record_days(entries)
+        return count + len(entries)
 
     def backfill_search_fields(self, *, batch: int = 500, progress: Any = None) -> int:
         """Add ``owner``/``search_tokens``/``search_keys`` to documents written before they existed."""
-        from pymongo import UpdateOne
-
         missing = {"search_keys": {"$exists": False}}
         done = 0
         with store_errors("backfill"):
@@ -588,12 +694,15 @@ class InteractionRepository:
                 if not docs:
                     return done
                 updates = []
+                days: list[tuple[str, datetime]] = []
                 for doc in docs:
                     interaction = Interaction.from_document({"created_at": OLDEST, **doc})
                     fields = interaction.search_fields()
                     fields["owner"] = doc.get("owner") or interaction.owner
                     updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+                    days.append((fields["owner"], interaction.created_at))
                 self.collection.bulk_write(updates, ordered=False)
+                self._record_days(days)
                 done += len(docs)
                 if progress is not None:
                     progress(len(docs))

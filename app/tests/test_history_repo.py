@@ -222,3 +222,33 @@ def test_backfill_adds_search_fields_to_old_documents(repo: InteractionRepositor
     assert repo.backfill_search_fields(batch=10) == 1
     found = repo.page(scope=ALICE, filters=HistoryFilter(search=parse_query("old docu")))
     assert [i.id for i in found.items] == [item.id]
+
+
+def test_a_document_written_around_the_repository_is_still_listed(repo: InteractionRepository) -> None:
+    kept = make(ALICE, BASE)
+    repo.insert(kept)
+    stray = make(ALICE, BASE - timedelta(days=10), prompt="written directly")
+    repo.collection.insert_one(stray.to_document())  # no day document for it
+    assert all_pages(repo, ALICE) == [kept.id, stray.id]
+
+
+def test_first_page_after_a_long_pause_reads_little_more_than_the_page(
+    repo: InteractionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last_active = utc_now() - timedelta(days=3)
+    repo.import_batch([make(ALICE, last_active - timedelta(minutes=n)) for n in range(300)])
+    read: list[int] = []
+    original = repo._window
+
+    def counting(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        docs = list(original(*args, **kwargs))  # type: ignore[arg-type]
+        read.append(len(docs))
+        return iter(docs)
+
+    monkeypatch.setattr(repo, "_window", counting)
+    page = repo.page(scope=ALICE, limit=20)
+    assert len(page.items) == 20
+    assert sum(read) <= 60
+    deeper = repo.page(scope=ALICE, cursor=page.next_cursor, limit=20)
+    assert len(deeper.items) == 20
+    assert sum(read) <= 120
