@@ -1,8 +1,8 @@
 """``python manage.py backfill_search_tokens``: give older interactions their search fields.
 
 Interactions stored before search existed lack ``owner``, ``search_tokens`` and ``search_keys``;
-they do not show up in history pages or searches until this has run. Safe to run again: it only
-touches documents that still miss the fields.
+they do not show up in history pages or searches until this has run. It also rebuilds the day
+documents the history pages use to skip empty stretches. Safe to run again.
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ class Command(BaseCommand):
         try:
             repository.ensure_indexes()
             missing = repository.collection.count_documents({"search_keys": {"$exists": False}})
-            if missing == 0:
-                self.stdout.write(self.style.SUCCESS("Every interaction already has its search tokens."))
-                return
-            bar = ProgressBar(total=missing, label="Backfilling", out=self.stdout)
-            done = repository.backfill_search_fields(batch=max(1, options["batch"]), progress=bar.advance)
-            bar.finish()
+            done = 0
+            if missing:
+                bar = ProgressBar(total=missing, label="Backfilling", out=self.stdout)
+                done = repository.backfill_search_fields(batch=max(1, options["batch"]), progress=bar.advance)
+                bar.finish()
+            days = repository.rebuild_days()
         except StoreUnavailable as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(self.style.SUCCESS(f"Added search tokens to {done} interactions."))
+        if missing:
+            self.stdout.write(self.style.SUCCESS(f"Added search tokens to {done} interactions."))
+        else:
+            self.stdout.write(self.style.SUCCESS("Every interaction already has its search tokens."))
+        self.stdout.write(f"Day index checked for {days} interactions.")
