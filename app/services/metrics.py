@@ -166,13 +166,9 @@ def observe_generation(
 def observe_interaction(interaction: Any) -> None:
     """Record a stored ``Interaction`` (called from ``store_interaction``: every write path)."""
     durations: Mapping[str, Any] = interaction.durations_ms or {}
-    generate_ms = durations.get("generate_ms")
-    timed = (
-        interaction.status == "ok"
-        and not getattr(interaction, "cached", False)
-        and isinstance(generate_ms, int | float)
-        and generate_ms > 0
-    )
+    raw_generate_ms = durations.get("generate_ms")
+    generate_ms = float(raw_generate_ms) if isinstance(raw_generate_ms, int | float) else 0.0
+    timed = interaction.status == "ok" and not getattr(interaction, "cached", False) and generate_ms > 0
     first_token_ms = durations.get("first_token_ms")
     observe_generation(
         model=interaction.model,

@@ -66,10 +66,10 @@ def seeded(repo: InteractionRepository) -> InteractionRepository:
     seed(repo, ago=3 * hour, status="error")
     seed(repo, ago=timedelta(days=2), generate_ms=400, tokens=40)
     seed(repo, ago=timedelta(days=10), status="cancelled", generate_ms=50, tokens=5)
-    t5 = {"model": T5, "task": "text2text-generation"}
-    seed(repo, ago=hour + timedelta(seconds=1), generate_ms=1000, tokens=50, **t5)
-    seed(repo, ago=timedelta(days=5), generate_ms=1, tokens=100, cached=True, **t5)
-    seed(repo, ago=timedelta(days=40), generate_ms=3000, tokens=60, **t5)
+    t5 = "text2text-generation"
+    seed(repo, ago=hour + timedelta(seconds=1), generate_ms=1000, tokens=50, model=T5, task=t5)
+    seed(repo, ago=timedelta(days=5), generate_ms=1, tokens=100, cached=True, model=T5, task=t5)
+    seed(repo, ago=timedelta(days=40), generate_ms=3000, tokens=60, model=T5, task=t5)
     seed(repo, ago=hour, generate_ms=9999, tokens=99, session_id="bob")
     return repo
 
