@@ -83,11 +83,29 @@ def warmup_enabled(*, serve_command: bool = False) -> bool:
 
 
 def warmup_status() -> WarmupStatus:
-    """The current warm-up state of this process."""
+    """The current warm-up state of this process.
+
+    A failed warm-up counts as ready once a later request has loaded the model (loads are retried after
+    a short back-off), so ``/readyz`` does not stay 503 after the cause was fixed.
+    """
     with _tracker.lock:
-        return WarmupStatus(
+        status = WarmupStatus(
             enabled=_tracker.enabled, phase=_tracker.phase, seconds=_tracker.seconds, error=_tracker.error
         )
+    if status.phase == "failed" and _default_model_loaded():
+        with _tracker.lock:
+            _tracker.phase, _tracker.error = "ready", None
+        return WarmupStatus(enabled=status.enabled, phase="ready", seconds=status.seconds)
+    return status
+
+
+def _default_model_loaded() -> bool:
+    from app.services.nlp_service import default_service
+
+    try:
+        return default_service().is_loaded
+    except Exception:  # an unsupported task: reported elsewhere
+        return False
 
 
 def warm_up(*, progress: Progress | None = None) -> float:

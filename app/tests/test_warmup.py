@@ -308,3 +308,27 @@ def _wait_for_ready(url: str, process: subprocess.Popen[str], lines: list[str]) 
         except OSError:
             time.sleep(0.3)
     pytest.fail("serve never became ready:\n" + "".join(lines))
+
+
+def test_a_failed_warm_up_turns_ready_once_a_later_load_succeeds(
+    causal_model_settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    causal_model_settings.HF_WARMUP = True
+    original = NLPService._load
+    attempts: list[int] = []
+
+    def fail_once(self: NLPService) -> object:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("disk hiccup")
+        return original(self)
+
+    monkeypatch.setattr(NLPService, "_load", fail_once)
+    thread = warm_up_serving_process()
+    assert thread is not None
+    thread.join(timeout=60)
+    assert warmup_status().phase == "failed"
+    service = nlp_service.default_service()
+    service._retry_backoff_seconds = 0.0  # the next request retries at once
+    service.warm_up()
+    assert warmup_status() == WarmupStatus(enabled=True, phase="ready", seconds=None, error=None)
