@@ -243,6 +243,7 @@ class ReplayWorker:
         self._thread: threading.Thread | None = None
         self._event = threading.Event()
         self._stopping = False
+        self._last_attempt = 0.0
 
     @property
     def running(self) -> bool:
@@ -255,7 +256,9 @@ class ReplayWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="outbox-replay", daemon=True)
                 self._thread.start()
-            else:
+            elif time.monotonic() - self._last_attempt >= self._first_delay:
+                # Retry early (new work, maybe the store is back), but never more often than
+                # ``first_delay`` however many requests call wake() while the store is down.
                 self._event.set()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -270,6 +273,7 @@ class ReplayWorker:
         delay = self._first_delay
         logger.info("Outbox replay worker started (%s)", self._outbox.path)
         while True:
+            self._last_attempt = time.monotonic()
             try:
                 result = self._replay()
                 remaining = result.remaining

@@ -195,3 +195,35 @@ def test_banner_counts_waiting_interactions(client: Client) -> None:
 @pytest.mark.usefixtures("store_settings")
 def test_no_banner_when_nothing_waits(client: Client) -> None:
     assert "History unavailable" not in client.get("/").content.decode()
+
+
+@pytest.mark.usefixtures("unreachable_store")
+def test_history_page_shows_a_message_and_the_banner_during_an_outage(client: Client) -> None:
+    from app.errors import STORE_UNAVAILABLE
+
+    store_interaction(make("waiting"))
+    response = client.get("/history/")
+    body = response.content.decode()
+    assert response.status_code == 503
+    assert STORE_UNAVAILABLE in body
+    assert "History unavailable — 1 interaction waiting to be saved." in body
+
+
+def test_many_wake_calls_do_not_defeat_the_back_off(tmp_path: Path) -> None:
+    attempts: list[float] = []
+
+    def failing_replay() -> object:
+        from app.services.outbox import ReplayResult
+
+        attempts.append(time.monotonic())
+        return ReplayResult(replayed=0, failed=0, remaining=1, store_error="down")
+
+    worker = ReplayWorker(outbox=Outbox(path=tmp_path / "o.sqlite3"), first_delay=0.3, max_delay=0.3,
+                          replay=failing_replay)  # type: ignore[arg-type]  # fmt: skip
+    worker.wake()
+    deadline = time.monotonic() + 0.9
+    while time.monotonic() < deadline:
+        worker.wake()  # e.g. every page view while the store is down
+        time.sleep(0.001)
+    worker.stop()
+    assert len(attempts) <= 5  # ~0.9 s / 0.3 s, not one per wake() call (hundreds)

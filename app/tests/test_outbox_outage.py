@@ -69,7 +69,7 @@ def owned_store(tmp_path: Path, settings: SettingsWrapper) -> Iterator[OwnedStor
     settings.MONGO_URI = store.uri
     settings.MONGO_DB_NAME = "outage_test"
     settings.MONGO_COLLECTION = "interactions"
-    settings.MONGO_TIMEOUT_MS = 300
+    settings.MONGO_TIMEOUT_MS = 150  # every lookup that meets the dead store waits this long
     settings.OUTBOX_RETRY_SECONDS = 0.2
     settings.OUTBOX_MAX_RETRY_SECONDS = 0.5
     settings.API_TOKENS = (TOKEN,)
