@@ -69,11 +69,11 @@ class ApiAuthMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_request(request):
             return self.get_response(request)
-        header = request.headers.get("Authorization", "")
-        if header:
-            scheme, _, token = header.partition(" ")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        # Other schemes (e.g. Basic from a password-protecting proxy) fall through to session + CSRF.
+        if scheme.lower() == "bearer":
             token = token.strip()
-            if scheme.lower() != "bearer" or not token:
+            if not token:
                 return _unauthorized(TOKEN_MALFORMED)
             if not match_token(token):
                 logger.warning("API request with an unknown bearer token from %s", request.META.get("REMOTE_ADDR"))

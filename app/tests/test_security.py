@@ -119,10 +119,19 @@ def test_unknown_bearer_token_is_401_json(csrf_client: Client) -> None:
 
 
 @pytest.mark.usefixtures("app_settings", "tokens")
-def test_other_authorization_scheme_is_401_json(csrf_client: Client) -> None:
-    response = api_post(csrf_client, Authorization="Basic dXNlcjpwYXNz")
+def test_empty_bearer_token_is_401_json(csrf_client: Client) -> None:
+    response = api_post(csrf_client, Authorization="Bearer ")
     assert response.status_code == 401  # type: ignore[attr-defined]
     assert response.json() == {"error": TOKEN_MALFORMED}  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("app_settings", "tokens")
+def test_basic_auth_from_a_proxy_falls_back_to_session_and_csrf(csrf_client: Client) -> None:
+    token = csrf_token_of(csrf_client)
+    basic = "Basic dXNlcjpwYXNz"
+    assert api_post(csrf_client, Authorization=basic).status_code == 403  # type: ignore[attr-defined]
+    accepted = api_post(csrf_client, Authorization=basic, **{"X-CSRFToken": token})
+    assert accepted.status_code == 201  # type: ignore[attr-defined]
 
 
 @pytest.mark.usefixtures("app_settings")
