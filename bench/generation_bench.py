@@ -297,8 +297,20 @@ def memory_probe(models: int) -> None:
         service.generate("Hello", GenerationParams(max_new_tokens=4))
         held.append(service)
     weights = sum(service.memory_bytes() for service in held)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "weights_mb": round(weights / 2**20, 1)}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. ``VmHWM`` is reset by exec; ``ru_maxrss`` is not (Linux keeps
+    the parent's high-water mark across fork+exec, which would make every child look as big as this bench)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # other systems
 
 
 def measure_memory(data_dir: Path) -> dict[int, dict[str, float]]:
