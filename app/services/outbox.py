@@ -244,6 +244,7 @@ class ReplayWorker:
         self._event = threading.Event()
         self._stopping = False
         self._last_attempt = 0.0
+        self._busy = False
 
     @property
     def running(self) -> bool:
@@ -254,9 +255,10 @@ class ReplayWorker:
             if self._stopping:
                 return
             if self._thread is None:
+                self._last_attempt = time.monotonic()
                 self._thread = threading.Thread(target=self._run, name="outbox-replay", daemon=True)
                 self._thread.start()
-            elif time.monotonic() - self._last_attempt >= self._first_delay:
+            elif not self._busy and time.monotonic() - self._last_attempt >= self._first_delay:
                 # Retry early (new work, maybe the store is back), but never more often than
                 # ``first_delay`` however many requests call wake() while the store is down.
                 self._event.set()
@@ -273,13 +275,16 @@ class ReplayWorker:
         delay = self._first_delay
         logger.info("Outbox replay worker started (%s)", self._outbox.path)
         while True:
-            self._last_attempt = time.monotonic()
+            self._busy = True
             try:
                 result = self._replay()
                 remaining = result.remaining
             except Exception:
                 logger.exception("Outbox replay failed")
                 remaining = -1
+            finally:
+                self._busy = False
+                self._last_attempt = time.monotonic()  # spacing counts from the end of an attempt
             with self._lock:
                 if self._stopping or remaining == 0:
                     self._thread = None
@@ -288,6 +293,10 @@ class ReplayWorker:
             self._event.wait(delay)
             self._event.clear()
             delay = min(delay * 2, self._max_delay)
+            with self._lock:
+                if self._stopping:
+                    self._thread = None
+                    return
 
 
 # --- process-wide outbox ----------------------------------------------------------------------------

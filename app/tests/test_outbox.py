@@ -14,7 +14,7 @@ from app.errors import StoreUnavailable
 from app.services import mongo_repo
 from app.services.interactions import get_interaction, store_interaction
 from app.services.mongo_repo import Interaction, InteractionRepository, Scope, get_repository
-from app.services.outbox import Outbox, ReplayWorker, get_outbox
+from app.services.outbox import Outbox, ReplayWorker, get_outbox, get_worker
 
 MINE = Scope(session_id="visitor-a")
 
@@ -157,6 +157,7 @@ def test_replay_outbox_command_writes_waiting_interactions(
     unreachable_store: SettingsWrapper, mongo_uri: str, db_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store_interaction(make("queued"))
+    get_worker().stop()  # the command, not the background worker, must do the replay here
     bring_store_back(unreachable_store, mongo_uri, db_name)
     try:
         call_command("replay_outbox")
