@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pymongo import monitoring  # noqa: E402
+
 from app.services.local_store import start_local_store  # noqa: E402
 from app.services.mongo_repo import (  # noqa: E402
     HistoryFilter,
@@ -140,6 +142,35 @@ def fill(repo: InteractionRepository, size: int, newest: datetime) -> None:
     print(f"\r  filled {size} (+{size // 10} other visitor) in {time.perf_counter() - started:.1f} s")
 
 
+class WorkCounter(monitoring.CommandListener):
+    """Counts the queries a call sends and the documents the server hands back (noise-free, unlike time)."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.documents = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "getMore", "aggregate"):
+            self.queries += event.command_name != "getMore"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        cursor = event.reply.get("cursor") if isinstance(event.reply, dict) else None
+        if isinstance(cursor, dict):
+            self.documents += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def work(self, action: Callable[[], object]) -> tuple[int, int]:
+        self.queries = self.documents = 0
+        action()
+        return self.queries, self.documents
+
+
+WORK = WorkCounter()
+monitoring.register(WORK)
+
+
 def timed(action: Callable[[], object], repeat: int) -> float:
     samples = []
     for _ in range(repeat):
@@ -149,18 +180,25 @@ def timed(action: Callable[[], object], repeat: int) -> float:
     return min(samples) * 1000
 
 
-def measure(repo: InteractionRepository, size: int, repeat: int, newest: datetime) -> dict[str, float]:
+def measure(
+    repo: InteractionRepository, size: int, repeat: int, newest: datetime, work: dict[str, tuple[int, int]]
+) -> dict[str, float]:
     """Best of ``repeat`` runs (the machine is shared: the minimum is the cost, the rest is noise)."""
     halfway = newest - timedelta(minutes=size // 2)
     search = HistoryFilter(search=parse_query(SEARCH))
     # Deep cursors as "Load more" hands them out: from a page that ends half-way through the history.
     deep = repo.page(scope=VISITOR, limit=20, filters=HistoryFilter(until=halfway)).next_cursor
     deep_search = repo.page(scope=VISITOR, limit=20, filters=replace(search, until=halfway)).next_cursor
+    actions: dict[str, Callable[[], object]] = {
+        "first page": lambda: repo.page(scope=VISITOR, limit=20),
+        "deep page": lambda: repo.page(scope=VISITOR, cursor=deep, limit=20),
+        "search": lambda: repo.page(scope=VISITOR, limit=20, filters=search),
+        "search deep": lambda: repo.page(scope=VISITOR, cursor=deep_search, limit=20, filters=search),
+    }
+    for name, action in actions.items():
+        work[name] = WORK.work(action)
     results = {
-        "first page": timed(lambda: repo.page(scope=VISITOR, limit=20), repeat),
-        "deep page": timed(lambda: repo.page(scope=VISITOR, cursor=deep, limit=20), repeat),
-        "search": timed(lambda: repo.page(scope=VISITOR, limit=20, filters=search), repeat),
-        "search deep": timed(lambda: repo.page(scope=VISITOR, cursor=deep_search, limit=20, filters=search), repeat),
+        **{name: timed(action, repeat) for name, action in actions.items()},
         # The stats page (issue 7), aggregated from scratch: a bounded range costs what it holds.
         "stats 24h": timed(
             lambda: compute_stats(scope=VISITOR, range_key="24h", now=newest, repository=repo, cache_seconds=0), repeat
@@ -188,6 +226,7 @@ def main() -> None:
             uri = store.uri
         try:
             table: dict[int, dict[str, float]] = {}
+            work: dict[int, dict[str, tuple[int, int]]] = {}
             for size in sizes:
                 repo = InteractionRepository(
                     uri=uri, db_name=f"history_bench_{size}", collection_name="interactions", timeout_ms=60_000
@@ -199,7 +238,8 @@ def main() -> None:
                 # and the time the fill itself takes (minutes at 100k) hardly changes that gap.
                 newest = utc_now() - timedelta(days=1)
                 fill(repo, size, newest)
-                table[size] = measure(repo, size, args.repeat, newest)
+                work[size] = {}
+                table[size] = measure(repo, size, args.repeat, newest, work[size])
                 if store is None:
                     repo.client.drop_database(f"history_bench_{size}")
                 repo.close()
@@ -211,6 +251,10 @@ def main() -> None:
     for size, row in table.items():
         cells = [f"{row[name]:8.1f} ms ({row[name] / base[name]:4.2f}x)" for name in base]
         print(f"{size:>8} " + " ".join(f"{cell:>22}" for cell in cells))
+    print("\nwork per call (queries / documents read) — what the times above are made of, without the noise:")
+    print(f"{'size':>8} " + " ".join(f"{name:>22}" for name in HISTORY_MEASURES))
+    for size, row in work.items():
+        print(f"{size:>8} " + " ".join(f"{f'{row[name][0]} / {row[name][1]}':>22}" for name in HISTORY_MEASURES))
     history = [name for name in base if name in HISTORY_MEASURES]
     worst = max(row[name] / base[name] for row in table.values() for name in history)
     print(f"\nworst history ratio ({', '.join(history)}) to the {sizes[0]} case: {worst:.2f}x (goal: <= 2x)")
