@@ -73,6 +73,7 @@ def owned_store(tmp_path: Path, settings: SettingsWrapper) -> Iterator[OwnedStor
     settings.OUTBOX_RETRY_SECONDS = 0.2
     settings.OUTBOX_MAX_RETRY_SECONDS = 0.5
     settings.API_TOKENS = (TOKEN,)
+    settings.HF_BATCH_WINDOW_MS = 0  # one request at a time here: do not wait for batch companions
     mongo_repo.reset_repository()
     yield store
     outbox.reset_outbox()
@@ -101,7 +102,8 @@ def test_store_killed_mid_burst_loses_nothing_and_duplicates_nothing(owned_store
             owned_store.start()
         response = api.post(
             "/api/generate",
-            {"prompt": f"burst {number}", "params": {"max_new_tokens": 1}},
+            # Sampling: no answer-cache lookup, so this measures the write path only.
+            {"prompt": f"burst {number}", "params": {"max_new_tokens": 1, "do_sample": True}},
             content_type="application/json",
         )
         statuses.append(response.status_code)
