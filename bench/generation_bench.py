@@ -298,7 +298,10 @@ def memory_probe(models: int) -> None:
         held.append(service)
     weights = sum(service.memory_bytes() for service in held)
     peak_mb = peak_rss_mb()
-    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "weights_mb": round(weights / 2**20, 1)}))
+    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "weights_mb": round(weights / 2**20, 1)}), flush=True)
+    for service in held:
+        service.unload()  # stop the worker threads before the interpreter exits
+    os._exit(0)  # skip interpreter teardown of torch's thread pools (it aborted once on a loaded machine)
 
 
 def peak_rss_mb() -> float:
@@ -317,19 +320,18 @@ def measure_memory(data_dir: Path) -> dict[int, dict[str, float]]:
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
     results = {}
     for models in (0, 1, 2):
-        output = (
-            subprocess.run(
-                [sys.executable, __file__, "--memory-probe", str(models)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
+        completed = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", str(models)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        results[models] = json.loads(output)
+        reports = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+        if not reports:
+            raise RuntimeError(f"memory probe with {models} model(s) failed: {completed.stderr[-500:]}")
+        results[models] = json.loads(reports[-1])
     return results
 
 
