@@ -60,6 +60,8 @@ PERCENTILES = (0.5, 0.95)
 # deleting or importing older interactions shows on the page within this many seconds.
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 256
+# ...and hold at most this many durations in all (8 bytes each): the oldest entries make room.
+CACHE_MAX_VALUES = 2_000_000
 # "all" fills days without interactions only while the series stays this short.
 MAX_FILLED_BUCKETS = 1_100
 
@@ -302,6 +304,7 @@ def _read_pieces(
 
 # Finished buckets, per (collection, scope, range start, current bucket start): (stored at, pieces).
 _past_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[PieceKey, _Tally]]] = OrderedDict()
+_past_cache_values = 0  # durations held by the cached tallies
 _past_cache_lock = threading.Lock()
 
 
@@ -325,17 +328,35 @@ def _past_pieces(
                 return hit[1]
     pieces = _read_pieces(repository, scope=scope, since=since, until=until, bucket=bucket)
     if ttl > 0:
-        with _past_cache_lock:
-            _past_cache[key] = (time.monotonic(), pieces)
-            _past_cache.move_to_end(key)
-            while len(_past_cache) > CACHE_ENTRIES:
-                _past_cache.popitem(last=False)
+        _remember(key, pieces)
     return pieces
 
 
+def _size(pieces: dict[PieceKey, _Tally]) -> int:
+    return sum(len(tally.latencies) + len(tally.first_tokens) for tally in pieces.values())
+
+
+def _remember(key: tuple[Any, ...], pieces: dict[PieceKey, _Tally]) -> None:
+    global _past_cache_values
+    size = _size(pieces)
+    if size > CACHE_MAX_VALUES:
+        return
+    with _past_cache_lock:
+        previous = _past_cache.pop(key, None)
+        if previous is not None:
+            _past_cache_values -= _size(previous[1])
+        _past_cache[key] = (time.monotonic(), pieces)
+        _past_cache_values += size
+        while len(_past_cache) > CACHE_ENTRIES or _past_cache_values > CACHE_MAX_VALUES:
+            _, (_, evicted) = _past_cache.popitem(last=False)
+            _past_cache_values -= _size(evicted)
+
+
 def clear_stats_cache() -> None:
+    global _past_cache_values
     with _past_cache_lock:
         _past_cache.clear()
+        _past_cache_values = 0
 
 
 def _number(value: object) -> float | None:

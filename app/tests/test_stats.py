@@ -204,6 +204,17 @@ def test_new_interactions_show_at_once_while_finished_buckets_are_cached(seeded:
     assert (before.overall.interactions, cached.overall.interactions, fresh.overall.interactions) == (7, 8, 9)
 
 
+def test_the_cache_never_holds_more_durations_than_its_budget(
+    seeded: InteractionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats, "CACHE_MAX_VALUES", 0)  # seeded's earlier days hold one duration: too many
+    stats.clear_stats_cache()
+    compute_stats(scope=ALICE, range_key="7d", now=NOW, repository=seeded, cache_seconds=60)
+    assert stats._past_cache_values == 0
+    seed(seeded, ago=timedelta(days=3), generate_ms=800, tokens=8)
+    assert compute_stats(scope=ALICE, range_key="7d", now=NOW, repository=seeded).overall.interactions == 8
+
+
 def test_cached_figures_do_not_drift_between_requests(seeded: InteractionRepository) -> None:
     first = compute_stats(scope=ALICE, range_key="30d", now=NOW, repository=seeded, cache_seconds=60)
     second = compute_stats(scope=ALICE, range_key="30d", now=NOW, repository=seeded, cache_seconds=60)
