@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -195,12 +195,17 @@ def test_quality_guard_refuses_a_bad_dtype_option() -> None:
 # --- benchmark ------------------------------------------------------------------------------------
 
 
-def test_precision_benchmark_prints_its_table(tiny_causal_model: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "precision_bench.py"), "--model", str(tiny_causal_model)]
-    command += ["--dtypes", "float32,int8", "--batches", "1,2", "--new-tokens", "2", "--repeats", "1"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_precision_benchmark_prints_its_table(
+    tiny_causal_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location("precision_bench", ROOT / "bench" / "precision_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "precision_bench", bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    arguments = ["--model", str(tiny_causal_model), "--dtypes", "float32,int8", "--batches", "1,2"]
+    assert bench.main([*arguments, "--new-tokens", "2", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     header = lines.index("dtype     batch  load s  ms/token  tokens/s   speed  same ids")
     rows = [line.split() for line in lines[header + 1 : header + 5]]
     assert [(row[0], row[1], row[5], row[6]) for row in rows[::2]] == [("float32", "1", "1.00x", "100%")] + [
