@@ -332,3 +332,20 @@ def test_a_failed_warm_up_turns_ready_once_a_later_load_succeeds(
     service._retry_backoff_seconds = 0.0  # the next request retries at once
     service.warm_up()
     assert warmup_status() == WarmupStatus(enabled=True, phase="ready", seconds=None, error=None)
+
+
+def test_a_child_forked_after_warm_up_started_loads_its_own_model_and_warns(
+    causal_model_settings: SettingsWrapper, caplog: pytest.LogCaptureFixture
+) -> None:
+    causal_model_settings.HF_WARMUP = True
+    parent_service = nlp_service.default_service()
+    with caplog.at_level(logging.WARNING, logger="app.services.warmup"):
+        warmup._after_fork_in_child()  # what os.register_at_fork runs in a gunicorn --preload worker
+    for thread in threading.enumerate():
+        if thread.name == "hf-warmup":
+            thread.join(timeout=60)
+    child_service = nlp_service.default_service()
+    assert child_service is not parent_service  # the parent's service and its locks are left behind
+    assert child_service.is_loaded
+    assert warmup_status().phase == "ready"
+    assert warmup.PRELOAD_WARNING in caplog.messages
