@@ -270,7 +270,10 @@ class ModelWorker:
             if batch is None:
                 return
             started = time.perf_counter()
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception:  # _run reports errors to its requests; never let the worker thread die
+                logger.exception("Inference worker for %s hit an unexpected error", self.backend.name)
             elapsed = time.perf_counter() - started
             self._average_batch_seconds = 0.8 * self._average_batch_seconds + 0.2 * elapsed
             with self._condition:
@@ -278,20 +281,22 @@ class ModelWorker:
                 self._free_since = time.perf_counter()
 
     def _next_batch(self) -> list[InferenceRequest] | None:
+        """The next batch: the oldest request plus compatible ones that arrive within the window."""
         with self._condition:
-            while not self._waiting and not self._stopping:
-                self._condition.wait()
-            if self._stopping:
-                return None
-            first = self._waiting[0]
-            key = batch_key(first.params)
-            if key is not None:
-                deadline = max(first.enqueued_at, self._free_since) + self.batch_window_seconds
-                while not self._stopping and self._compatible_count(key) < self.max_batch:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
-                        break
-                    self._condition.wait(remaining)
+            while True:
+                while not self._waiting and not self._stopping:
+                    self._condition.wait()
+                if self._stopping:
+                    return None
+                first = self._waiting[0]
+                key = batch_key(first.params)
+                if key is not None:
+                    self._wait_for_companions(first, key)
+                if self._stopping:
+                    return None
+                if self._waiting and self._waiting[0] is first:
+                    break
+                # the oldest request was cancelled while we waited: start over with the new oldest
             batch = [self._waiting.popleft()]
             if key is not None:
                 for candidate in list(self._waiting):
@@ -303,6 +308,17 @@ class ModelWorker:
             self._running = batch
             self._announce_positions()
         return batch
+
+    def _wait_for_companions(self, first: InferenceRequest, key: tuple[Any, ...]) -> None:
+        """Wait (lock held, released while waiting) up to the batch window for compatible requests."""
+        deadline = max(first.enqueued_at, self._free_since) + self.batch_window_seconds
+        while not self._stopping and self._waiting and self._waiting[0] is first:
+            if self._compatible_count(key) >= self.max_batch:
+                return
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._condition.wait(remaining)
 
     def _compatible_count(self, key: tuple[Any, ...]) -> int:
         return sum(1 for request in self._waiting if batch_key(request.params) == key)

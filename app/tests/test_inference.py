@@ -319,3 +319,14 @@ def test_bundled_smollm2_batched_greedy_answers_equal_unbatched_answers() -> Non
     finally:
         service.unload()
     assert [(result.text, result.output_tokens) for result in results] == expected
+
+
+def test_cancelling_the_only_request_during_the_batch_window_keeps_the_worker_alive(gate: GateBackend) -> None:
+    gate.release.set()
+    worker = ModelWorker(gate, batch_window_seconds=0.05)
+    leaving = worker.submit("leaving", GenerationParams())
+    leaving.cancel()
+    time.sleep(0.2)  # let the window pass with an empty queue (this used to kill the worker thread)
+    assert worker._thread is not None and worker._thread.is_alive()
+    assert worker.submit("next", GenerationParams()).wait(WAIT).text == "NEXT"
+    assert gate.batches == [["next"]]
