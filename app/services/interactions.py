@@ -11,12 +11,11 @@ from app.errors import (
     PROMPT_TOO_LONG,
     InteractionNotFound,
     InvalidPrompt,
-    ModelUnavailable,
     StoreUnavailable,
 )
 from app.services.metrics import observe_interaction
-from app.services.mongo_repo import STATUS_ERROR, Interaction, Page, Scope, get_repository
-from app.services.nlp_service import GenerationParams, GenerationResult
+from app.services.mongo_repo import Interaction, Page, Scope, get_repository
+from app.services.nlp_service import GenerationParams
 from app.services.outbox import OutboxError, get_outbox, get_worker
 
 logger = logging.getLogger(__name__)
@@ -86,48 +85,6 @@ def store_interaction(interaction: Interaction) -> None:
         logger.warning(
             "Interaction %s is stored but still listed in the outbox (a replay finds it stored)", interaction.id
         )
-
-
-def interaction_from_result(
-    result: GenerationResult, *, prompt: str, params: GenerationParams, scope: Scope
-) -> Interaction:
-    return Interaction(
-        prompt=prompt,
-        output=result.text,
-        model=result.model,
-        task=result.task,
-        session_id=scope.session_id,
-        user_id=scope.user_id,
-        params=params.to_dict(),
-        prompt_tokens=result.prompt_tokens,
-        output_tokens=result.output_tokens,
-        durations_ms={
-            "load_ms": round(result.load_seconds * 1000, 1),
-            "generate_ms": round(result.generate_seconds * 1000, 1),
-            "model_total_ms": round(result.total_seconds * 1000, 1),
-        },
-    )
-
-
-def _record_failure(
-    *, prompt: str, params: GenerationParams, scope: Scope, model: str, task: str, error: ModelUnavailable
-) -> None:
-    """Keep what the visitor submitted even when the model could not answer (best effort)."""
-    failed = Interaction(
-        prompt=prompt,
-        output="",
-        model=model,
-        task=task,
-        session_id=scope.session_id,
-        user_id=scope.user_id,
-        params=params.to_dict(),
-        status=STATUS_ERROR,
-        error=error.message,
-    )
-    try:
-        store_interaction(failed)
-    except Exception:
-        logger.exception("Could not record the failed interaction for model %s", model)
 
 
 def recent_interactions(*, scope: Scope, limit: int) -> Page:
