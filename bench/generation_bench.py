@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -76,11 +75,6 @@ def percentile(values: list[float], pct: float) -> float:
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
     return ordered[index]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def configure_django(data_dir: Path, mongo_uri: str) -> None:
@@ -358,7 +352,7 @@ def main() -> None:
     per_client = 1 if args.quick else 2
     sequential_requests = 8
 
-    from app.services.local_store import start_local_store
+    from app.services.local_store import free_port, start_local_store
 
     with tempfile.TemporaryDirectory(prefix="genbench-") as tmp:
         data_dir = Path(tmp)

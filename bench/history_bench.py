@@ -13,11 +13,10 @@ that, a scan cannot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import monitoring  # noqa: E402
 
-from app.services.local_store import start_local_store  # noqa: E402
+from app.services.local_store import temporary_store  # noqa: E402
 from app.services.mongo_repo import (  # noqa: E402
     HistoryFilter,
     Interaction,
@@ -105,12 +104,6 @@ WORDS = [
 HISTORY_MEASURES = ("first page", "deep page", "search", "search deep")
 SEARCH = "capital par"  # a whole word and a prefix, the way a person types
 CHUNK = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def synthetic(n: int, rng: random.Random, scope: Scope, newest: datetime) -> Interaction:
@@ -216,36 +209,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9, help="timings per measure (the best is shown)")
     args = parser.parse_args()
     sizes = [int(part) for part in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="history-bench-") as folder:
-        store = None
-        uri = os.environ.get("MONGO_URI", "")
-        if not uri:
-            store = start_local_store(
-                host="127.0.0.1", port=free_port(), storage_dir=Path(folder) / "data", log_file=Path(folder) / "log"
+    external_uri = os.environ.get("MONGO_URI", "")
+    with contextlib.ExitStack() as stack:
+        uri = external_uri or stack.enter_context(temporary_store("history-bench-")).uri
+        table: dict[int, dict[str, float]] = {}
+        work: dict[int, dict[str, tuple[int, int]]] = {}
+        for size in sizes:
+            repo = InteractionRepository(
+                uri=uri, db_name=f"history_bench_{size}", collection_name="interactions", timeout_ms=60_000
             )
-            uri = store.uri
-        try:
-            table: dict[int, dict[str, float]] = {}
-            work: dict[int, dict[str, tuple[int, int]]] = {}
-            for size in sizes:
-                repo = InteractionRepository(
-                    uri=uri, db_name=f"history_bench_{size}", collection_name="interactions", timeout_ms=60_000
-                )
+            repo.client.drop_database(f"history_bench_{size}")
+            repo.ensure_indexes()
+            print(f"{size} interactions:")
+            # The visitor's last prompt was a day ago: the first page has to find where history starts,
+            # and the time the fill itself takes (minutes at 100k) hardly changes that gap.
+            newest = utc_now() - timedelta(days=1)
+            fill(repo, size, newest)
+            work[size] = {}
+            table[size] = measure(repo, size, args.repeat, newest, work[size])
+            if external_uri:
                 repo.client.drop_database(f"history_bench_{size}")
-                repo.ensure_indexes()
-                print(f"{size} interactions:")
-                # The visitor's last prompt was a day ago: the first page has to find where history starts,
-                # and the time the fill itself takes (minutes at 100k) hardly changes that gap.
-                newest = utc_now() - timedelta(days=1)
-                fill(repo, size, newest)
-                work[size] = {}
-                table[size] = measure(repo, size, args.repeat, newest, work[size])
-                if store is None:
-                    repo.client.drop_database(f"history_bench_{size}")
-                repo.close()
-        finally:
-            if store is not None:
-                store.stop()
+            repo.close()
     base = table[sizes[0]]
     print(f"\n{'size':>8} " + " ".join(f"{name:>22}" for name in base))
     for size, row in table.items():

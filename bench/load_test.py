@@ -42,11 +42,6 @@ PROMPTS = ["What is the capital of France?", "Say hello to the river", "Tea or c
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
@@ -246,7 +241,7 @@ def main() -> int:
     if args.quick:
         args.clients, args.duration = 10, 10.0
 
-    from app.services.local_store import server_executable
+    from app.services.local_store import free_port, server_executable
     from app.tests.tiny_models import build_tiny_llama
 
     workdir = Path(tempfile.mkdtemp(prefix="hf-load-"))

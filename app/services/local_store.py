@@ -11,7 +11,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +125,26 @@ def _tail(path: Path, lines: int = 10) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for throwaway servers)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def temporary_store(prefix: str = "hf-ml-store-") -> Iterator[LocalStore]:
+    """A throwaway local store on a free port, its data in a temporary folder (benchmarks, tests)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        store = start_local_store(
+            host="127.0.0.1",
+            port=free_port(),
+            storage_dir=Path(folder) / "data",
+            log_file=Path(folder) / "secantusd.log",
+        )
+        try:
+            yield store
+        finally:
+            store.stop()

@@ -3,8 +3,8 @@
 Other modules record through small functions (``observe_request``, ``observe_interaction``,
 ``observe_generation``, ``observe_model_load``, ``count_store_error``, ``set_queue_depth``) that
 never raise, so a metrics problem can never break a request. Queue and outbox depths are read when
-Prometheus scrapes, from ``app.services.inference.queue_depths()`` and
-``app.services.outbox.outbox_depth()`` (imported lazily; absent functions are skipped).
+Prometheus scrapes, from ``app.services.nlp_service.queue_depths()`` and
+``app.services.outbox.outbox_depth()`` (imported lazily).
 
 Names follow Prometheus conventions: a ``django_hf_ml_`` prefix, base units (seconds), ``_total``
 on counters (added by ``prometheus_client``), ``_seconds`` on durations. Label values come from a
@@ -18,7 +18,6 @@ loopback and private-network clients that did not come through a proxy may scrap
 from __future__ import annotations
 
 import hmac
-import importlib
 import ipaddress
 import logging
 import os
@@ -192,7 +191,7 @@ def count_store_error(*, action: str) -> None:
 
 @_never_raise
 def set_queue_depth(*, model: str, depth: int) -> None:
-    """For code that pushes its queue depth (the scrape also pulls ``inference.queue_depths()``)."""
+    """For code that pushes its queue depth (the scrape also pulls ``nlp_service.queue_depths()``)."""
     with _queue_lock:
         _queue_depths[model] = max(0, depth)
 
@@ -200,47 +199,20 @@ def set_queue_depth(*, model: str, depth: int) -> None:
 # --- Values read at scrape time -------------------------------------------------------------------
 
 
-def _optional_function(module_name: str, *names: str) -> Callable[[], Any] | None:
-    """The first of ``names`` in ``module_name``, or None when the module or function is missing."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for name in names:
-        function = getattr(module, name, None)
-        if callable(function):
-            return function  # type: ignore[no-any-return]
-    return None
-
-
 def queue_depths() -> dict[str, int]:
     """Requests waiting per model: pushed values, overridden by the inference workers' own report."""
+    from app.services.nlp_service import queue_depths as worker_queue_depths
+
     with _queue_lock:
         depths = dict(_queue_depths)
-    reader = _optional_function("app.services.inference", "queue_depths")
-    if reader is not None:
-        depths.update({str(model): int(depth) for model, depth in dict(reader()).items()})
-    else:
-        depths.update(_depths_from_services())
+    depths.update(worker_queue_depths())
     return depths
 
 
-def _depths_from_services() -> dict[str, int]:
-    """Until ``inference.queue_depths()`` exists: ask each registered model service's worker."""
-    from app.services import nlp_service
+def outbox_pending() -> int:
+    from app.services.outbox import outbox_depth
 
-    depths: dict[str, int] = {}
-    for service in list(getattr(nlp_service, "_services", {}).values()):
-        worker = getattr(service, "_worker", None)
-        length = getattr(worker, "queue_length", None)
-        if isinstance(length, int):
-            depths[service.model] = length
-    return depths
-
-
-def outbox_pending() -> int | None:
-    reader = _optional_function("app.services.outbox", "pending_count", "outbox_depth")
-    return None if reader is None else int(reader())
+    return outbox_depth()
 
 
 class _DepthCollector(Collector):

@@ -45,6 +45,7 @@ from app.services.device import (
     resolve_runtime,
     torch_dtype,
 )
+from app.services.inference import LazyWorker, LocalBackend
 from app.services.metrics import observe_model_load
 from app.services.tasks import (
     ALL_TASK_NAMES,
@@ -339,8 +340,7 @@ class NLPService:
         self._inference_lock = threading.Lock()
         self._last_failure: ModelUnavailable | None = None
         self._last_failure_at = 0.0
-        self._worker: ModelWorker | None = None
-        self._worker_lock = threading.Lock()
+        self._worker = LazyWorker(lambda: LocalBackend(self))
         self.on_loaded: Callable[[NLPService], object] | None = None  # the registry's memory budget check
 
     def __repr__(self) -> str:
@@ -396,7 +396,7 @@ class NLPService:
     def _source(self) -> str:
         """The local folder or hub id to load from."""
         source = str(self._resolve_source()) if self._resolve_source else self.model
-        if not _looks_like_path(source):
+        if not looks_like_path(source):
             return source
         folder = Path(source).expanduser()
         if not folder.is_dir():
@@ -476,13 +476,12 @@ class NLPService:
 
     def worker(self) -> ModelWorker:
         """This model's inference worker, created on first use (its thread starts with the first request)."""
-        if self._worker is None:
-            with self._worker_lock:
-                if self._worker is None:
-                    from app.services.inference import LocalBackend, ModelWorker, worker_settings
+        return self._worker.get()
 
-                    self._worker = ModelWorker(LocalBackend(self), **worker_settings())  # type: ignore[arg-type]
-        return self._worker
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting for this model's worker (0 before the first request)."""
+        return self._worker.queue_length
 
     def loaded_model(self) -> LoadedModel:
         """The loaded tokenizer and model (call ``warm_up()`` first)."""
@@ -501,10 +500,7 @@ class NLPService:
 
     def unload(self) -> None:
         """Drop the model (LRU eviction, tests); the next request loads it again."""
-        with self._worker_lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.stop()
+        self._worker.stop()
         with self._load_lock:
             was_loaded, self._loaded = self._loaded is not None, None
         if was_loaded:
@@ -596,7 +592,7 @@ def _task_prefix(model: PreTrainedModel, task: str) -> str:
     return prefix if isinstance(prefix, str) else ""
 
 
-def _looks_like_path(source: str) -> bool:
+def looks_like_path(source: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else is treated as a folder."""
     if Path(source).expanduser().exists():
         return True
@@ -660,6 +656,13 @@ def bundled_models_dir() -> Path:
     from django.conf import settings
 
     return Path(settings.DATA_DIR) / "models"
+
+
+def queue_depths() -> dict[str, int]:
+    """Requests waiting per registered model (for metrics)."""
+    with _services_lock:
+        services = list(_services.values())
+    return {service.model: service.queue_length for service in services}
 
 
 def reset_services() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.inference import InferenceRequest, ModelWorker, StreamEvent, worker_settings
+from app.services.inference import InferenceRequest, LazyWorker, ModelWorker, StreamEvent
 from app.services.nlp_service import FinishReason, GenerationParams, GenerationResult
 from app.services.tasks import CAUSAL_TASK
 
@@ -139,8 +139,7 @@ class RemoteService:
         self.model = url
         self.task = CAUSAL_TASK
         self.backend = RemoteBackend(url=url, token=token, timeout=timeout, max_concurrent=max_concurrent)
-        self._worker: ModelWorker | None = None
-        self._lock = threading.Lock()
+        self._worker = LazyWorker(lambda: self.backend)
 
     def __repr__(self) -> str:
         return f"RemoteService(url={self.model!r})"
@@ -150,11 +149,11 @@ class RemoteService:
         return True
 
     def worker(self) -> ModelWorker:
-        if self._worker is None:
-            with self._lock:
-                if self._worker is None:
-                    self._worker = ModelWorker(self.backend, **worker_settings())  # type: ignore[arg-type]
-        return self._worker
+        return self._worker.get()
+
+    @property
+    def queue_length(self) -> int:
+        return self._worker.queue_length
 
     def submit(
         self,
@@ -174,10 +173,7 @@ class RemoteService:
         return 0
 
     def unload(self) -> None:
-        with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.stop()
+        self._worker.stop()
 
 
 _services: dict[tuple[str, str], RemoteService] = {}

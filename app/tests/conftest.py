@@ -7,7 +7,6 @@ session on a free port, or against any server named by ``TEST_MONGO_URI`` (e.g. 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +16,11 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.services import mongo_repo, nlp_service
-from app.services.local_store import start_local_store
+from app.services.local_store import free_port, start_local_store
 from app.services.mongo_repo import InteractionRepository
 
 pytest_plugins = ["app.tests.conftest_models", "app.tests.browser"]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
