@@ -270,8 +270,12 @@
       if (!report.hasAttribute("tabindex")) report.setAttribute("tabindex", "-1");
       report.focus();
     }
+    // A row swapped back by delete/undo keeps the focus; rows arriving through "Load more" do not
+    // (htmx settles each new row: focusing them in turn would jump to the end and load the next page).
     var elt = event.detail.elt;
-    if (elt && elt.classList && elt.classList.contains("history-row")) {
+    var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var fromLoadMore = trigger && trigger.closest && trigger.closest(".load-more");
+    if (elt && elt.classList && elt.classList.contains("history-row") && !fromLoadMore) {
       if (elt.classList.contains("deleted")) {
         var undo = elt.querySelector("button");
         if (undo) undo.focus();
