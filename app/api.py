@@ -13,6 +13,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from app.domain.interaction import Interaction
 from app.errors import (
     InteractionNotFound,
     InvalidParams,
@@ -23,7 +24,6 @@ from app.errors import (
 )
 from app.forms import parse_api_prompt
 from app.services.interactions import answer_prompt, get_interaction
-from app.services.mongo_repo import Interaction
 from app.visitor import visitor_scope
 
 JSON_REQUIRED = "Send the request body as JSON with Content-Type: application/json."

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from app.services.mongo_repo import Scope
+from app.domain.interaction import Scope
 
 logger = logging.getLogger(__name__)
 

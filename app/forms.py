@@ -9,10 +9,10 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from app.domain.generation import PARAM_BOUNDS, SEED_MAX, GenerationParams, check_params_for_task, format_number
 from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, InvalidParams, InvalidPrompt, ModelNotOffered
 from app.services.interactions import clean_prompt
 from app.services.model_registry import offered_models, resolve_spec
-from app.services.nlp_service import PARAM_BOUNDS, SEED_MAX, GenerationParams, check_params_for_task
 
 # The generation parameters the prompt form offers (the API accepts the same GenerationParams fields).
 FORM_PARAM_FIELDS: tuple[str, ...] = (
@@ -39,12 +39,13 @@ def _number_input(name: str, step: float | str) -> forms.CharField:
     """A text field rendered as ``<input type=number>`` with the server-side bounds as hints."""
     bound = PARAM_BOUNDS[name]
     low = bound.minimum + (0.01 if bound.exclusive_minimum else 0)
-    attrs = {"min": _plain(low), "max": _plain(bound.maximum), "step": step, "placeholder": _plain(bound.default)}
+    attrs = {
+        "min": format_number(low),
+        "max": format_number(bound.maximum),
+        "step": step,
+        "placeholder": format_number(bound.default),
+    }
     return forms.CharField(required=False, widget=forms.NumberInput(attrs=attrs))
-
-
-def _plain(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class PromptForm(forms.Form):

@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 
 from django import forms
 
+from app.domain.filters import MAX_PAGE_SIZE, HistoryFilter
+from app.domain.search import parse_query
 from app.errors import (
     HISTORY_BAD_DATE,
     HISTORY_BAD_LIMIT,
@@ -19,8 +21,7 @@ from app.errors import (
     InvalidCursor,
 )
 from app.services.history import PAGE_SIZE, STATUSES
-from app.services.mongo_repo import MAX_PAGE_SIZE, HistoryFilter, decode_cursor
-from app.services.search import parse_query
+from app.services.mongo_documents import decode_cursor
 
 MAX_QUERY_CHARS = 200
 IMPORT_MAX_MB = 50

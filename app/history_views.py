@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from app.domain.filters import HistoryFilter
 from app.errors import LOGIN_REQUIRED_TO_CLAIM, InteractionNotFound, StoreUnavailable
 from app.history_forms import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
-from app.services.mongo_repo import HistoryFilter
-from app.services.tasks import SUPPORTED_TASKS
 from app.visitor import visitor_id, visitor_scope
+from django_hf_ml.choices import SUPPORTED_TASKS
 
 HISTORY = "app/history.html"
 CONFIRM_DELETE_ALL = "app/history_delete_all.html"

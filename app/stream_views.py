@@ -21,6 +21,8 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from app.domain.generation import GenerationParams
+from app.domain.streams import StreamEvent
 from app.errors import (
     DomainError,
     InteractionNotFound,
@@ -33,9 +35,7 @@ from app.errors import (
 )
 from app.forms import PromptForm
 from app.services.generation import Ask, Stream, get_stream, start_stream, stop_stream
-from app.services.inference import StreamEvent
 from app.services.interactions import get_interaction
-from app.services.nlp_service import GenerationParams
 from app.views import INDEX, _index_context, _vary_on_htmx, too_many_requests
 from app.visitor import visitor_scope
 

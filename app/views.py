@@ -12,10 +12,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from app.domain.interaction import Interaction
 from app.errors import DomainError, InteractionNotFound, ModelUnavailable, StoreUnavailable, TooManyRequests
 from app.forms import PromptForm, initial_from_interaction
 from app.services.interactions import answer_prompt, get_interaction, recent_interactions
-from app.services.mongo_repo import Interaction
 from app.visitor import visitor_scope
 
 INDEX = "app/index.html"

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.http import HttpRequest
 
-from app.services.mongo_repo import Scope
+from app.domain.interaction import Scope
 
 VISITOR_KEY = "visitor_id"
 

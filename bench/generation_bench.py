@@ -76,7 +76,6 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-
 def configure_django(data_dir: Path, mongo_uri: str) -> None:
     os.environ.update(
         {
@@ -176,7 +175,7 @@ def one_forward_pass(tokenizer: Any, model: Any, prompt: str, repeats: int = 7) 
 
 
 def concurrent_clients(service: Any, clients: int, per_client: int, max_new_tokens: int) -> Run:
-    from app.services.nlp_service import GenerationParams
+    from app.domain.generation import GenerationParams
 
     params = GenerationParams(max_new_tokens=max_new_tokens)
     run = Run(f"ours x{clients}", wall=0.0, tokens=0)
@@ -248,9 +247,9 @@ def cache_speedup(max_new_tokens: int, repeats: int) -> tuple[float, float, floa
     """(uncached API time, cached API time median, cache lookup alone median)."""
     from django.test import Client
 
+    from app.domain.generation import GenerationParams
+    from app.domain.interaction import Scope
     from app.services import answer_cache
-    from app.services.mongo_repo import Scope
-    from app.services.nlp_service import GenerationParams
 
     client = Client()
     uncached, first = api_post(client, "Tell me about the moon in two sentences.", max_new_tokens)
@@ -283,7 +282,8 @@ def memory_probe(models: int) -> None:
     django.setup()
     import torch  # noqa: F401  (the baseline process has torch imported too)
 
-    from app.services.nlp_service import GenerationParams, NLPService
+    from app.domain.generation import GenerationParams
+    from app.services.nlp_service import NLPService
 
     held = []
     for _ in range(models):
@@ -369,8 +369,9 @@ def main() -> None:
 def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_client: int, sequential: int) -> None:
     import torch
 
+    from app.domain.generation import GenerationParams
     from app.services.mongo_repo import get_repository
-    from app.services.nlp_service import GenerationParams, default_service
+    from app.services.nlp_service import default_service
 
     get_repository().ensure_indexes()
     print(f"torch threads: {torch.get_num_threads()}  max_new_tokens: {max_new_tokens}  greedy", flush=True)

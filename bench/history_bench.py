@@ -23,19 +23,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from app.services.mongo_documents import to_document
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import monitoring  # noqa: E402
 
+from app.domain.filters import HistoryFilter
+from app.domain.ids import utc_now
+from app.domain.interaction import Interaction, Scope
+from app.domain.search import parse_query
 from app.services.local_store import temporary_store  # noqa: E402
-from app.services.mongo_repo import (  # noqa: E402
-    HistoryFilter,
-    Interaction,
-    InteractionRepository,
-    Scope,
-    utc_now,
-)
-from app.services.search import parse_query  # noqa: E402
+from app.services.mongo_repo import InteractionRepository
 from app.services.stats import compute_stats  # noqa: E402
 
 VISITOR = Scope(session_id="bench-visitor")
@@ -198,7 +197,7 @@ def measure(
         ),
     }
     page = repo.page(scope=VISITOR, limit=20, filters=search)
-    assert len(page.items) == 20 and all(search.accepts(item.to_document()) for item in page.items)
+    assert len(page.items) == 20 and all(search.accepts(to_document(item)) for item in page.items)
     assert len(repo.page(scope=VISITOR, cursor=deep, limit=20).items) == 20
     return results
 

@@ -42,7 +42,6 @@ PROMPTS = ["What is the capital of France?", "Say hello to the river", "Tea or c
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

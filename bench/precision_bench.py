@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.services.device import (  # noqa: E402
+from app.services.device import (
     RuntimeProfile,
     RuntimeRequest,
     RuntimeUnavailable,

@@ -33,10 +33,14 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from app.services.mongo_documents import to_document
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.domain.ids import utc_now
+from app.domain.interaction import Interaction, Scope
 from app.services.local_store import temporary_store  # noqa: E402
-from app.services.mongo_repo import Interaction, InteractionRepository, Scope, utc_now  # noqa: E402
+from app.services.mongo_repo import InteractionRepository
 from app.services.stats import RANGES, compute_stats, scope_match  # noqa: E402
 
 VISITOR = Scope(session_id="stats-bench-visitor")
@@ -69,7 +73,7 @@ def synthetic(n: int, rng: random.Random, scope: Scope, newest: datetime) -> dic
         created_at=newest - timedelta(minutes=n),
         **scope.owner_fields(),
     )
-    return interaction.to_document()
+    return to_document(interaction)
 
 
 def fill(repo: InteractionRepository, size: int, newest: datetime) -> None:

@@ -14,6 +14,19 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from django_hf_ml.choices import (
+    ALL_TASK_NAMES,
+    DEVICE_CHOICES_TEXT,
+    DEVICE_PATTERN,
+    DEVICE_VARIABLE,
+    DTYPE_ALIASES,
+    DTYPE_VARIABLE,
+    DTYPES,
+    THREADS_MAX,
+    THREADS_VARIABLE,
+    normalize_task,
+)
+
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
 # MongoDB refuses these in database names (plus NUL); Atlas also caps the length at 38 bytes.
@@ -116,3 +129,74 @@ def validate_mongo_uri(name: str, value: str) -> str:
             f"{name} must start with mongodb:// or mongodb+srv:// (got a value starting with {value[:10]!r})."
         )
     return value
+
+
+# --- Model, task and hardware settings -------------------------------------------------------------
+DEVICE_INVALID = f"{DEVICE_VARIABLE}={{value!r}} is not a device: use {DEVICE_CHOICES_TEXT}."
+DTYPE_INVALID = f"{DTYPE_VARIABLE}={{value!r}} is not a precision: use one of {', '.join(DTYPES)}."
+THREADS_INVALID = (
+    f"{THREADS_VARIABLE}={{value!r}} is not a thread count: use a whole number 1..{THREADS_MAX}, "
+    "or leave it empty for all the cores this process may use."
+)
+MODELS_FORMAT_HELP = (
+    "Use comma-separated id=task pairs, e.g. "
+    "HF_MODELS=HuggingFaceTB/SmolLM2-135M-Instruct=text-generation,google/flan-t5-small=text2text-generation"
+)
+
+
+def validate_task_name(variable: str, task: str) -> str:
+    """Start-up check for a task setting: ``ImproperlyConfigured`` names the variable and the choices."""
+    normalized = normalize_task(task)
+    if normalized is None:
+        raise ImproperlyConfigured(
+            f"{variable}={task!r} is not a supported task. Supported: {', '.join(ALL_TASK_NAMES)}."
+        )
+    return normalized
+
+
+def parse_models(variable: str, text: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``id=task,id=task`` into (id, task) pairs; ``ImproperlyConfigured`` names the bad entry."""
+    entries: list[tuple[str, str]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        model_id, separator, task = entry.rpartition("=")
+        if not separator or not model_id.strip() or not task.strip():
+            raise ImproperlyConfigured(f"{variable} entry {entry!r} must be id=task. {MODELS_FORMAT_HELP}.")
+        try:
+            normalized = validate_task_name(variable, task)
+        except ImproperlyConfigured as exc:
+            raise ImproperlyConfigured(f"{exc} (in the {variable} entry {entry!r})") from None
+        entries.append((model_id.strip(), normalized))
+    return tuple(entries)
+
+
+def parse_device(value: str) -> str:
+    """Normalize ``HF_DEVICE`` (case and spaces); raise ``ImproperlyConfigured`` on anything else."""
+    normalized = value.strip().lower() or "auto"
+    if not DEVICE_PATTERN.match(normalized):
+        raise ImproperlyConfigured(DEVICE_INVALID.format(value=value))
+    return normalized
+
+
+def parse_dtype(value: str) -> str:
+    """Normalize ``HF_DTYPE`` (``fp32``/``bf16``/``fp16`` aliases accepted); raise on anything else."""
+    normalized = value.strip().lower() or "auto"
+    normalized = DTYPE_ALIASES.get(normalized, normalized)
+    if normalized not in DTYPES:
+        raise ImproperlyConfigured(DTYPE_INVALID.format(value=value))
+    return normalized
+
+
+def parse_threads(value: str) -> int | None:
+    """``HF_THREADS``: empty means automatic (``None``); otherwise a whole number 1..1024."""
+    text = value.strip()
+    if not text or text.lower() == "auto":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= THREADS_MAX:
+        raise ImproperlyConfigured(THREADS_INVALID.format(value=value))
+    return number

@@ -17,9 +17,14 @@ from django_hf_ml.envconfig import (
     env_list,
     env_str,
     load_dotenv,
+    parse_device,
+    parse_dtype,
+    parse_models,
+    parse_threads,
     validate_collection_name,
     validate_db_name,
     validate_mongo_uri,
+    validate_task_name,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,6 +74,9 @@ if MONGO_LOCAL:
 MONGO_DB_NAME = validate_db_name("MONGO_DB_NAME", env_str("MONGO_DB_NAME", "django_hf_ml"))
 MONGO_COLLECTION = validate_collection_name("MONGO_COLLECTION", env_str("MONGO_COLLECTION", "interactions"))
 MONGO_TIMEOUT_MS = env_int("MONGO_TIMEOUT_MS", 3000, minimum=100, maximum=60000)
+# The windowed history scan exists for stores that sort by materialising every match (the local
+# SecantusDB); a MongoDB/Atlas server sorts by index and can take one plain query per page (0).
+MONGO_WINDOWED_SCAN = env_bool("MONGO_WINDOWED_SCAN", True)
 # Durable local outbox (issue 5): interactions wait here while MongoDB is unreachable.
 OUTBOX_PATH = Path(env_str("OUTBOX_PATH", str(DATA_DIR / "outbox.sqlite3"))).resolve()
 OUTBOX_RETRY_SECONDS = env_int("OUTBOX_RETRY_SECONDS", 2, minimum=1, maximum=3600)
@@ -81,31 +89,14 @@ HF_TASK = env_str("HF_TASK", "text2text-generation" if HF_MODEL else "text-gener
 HF_API_TOKEN = env_str("HF_API_TOKEN", "") or None
 PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 4000, minimum=1, maximum=200_000)
 RECENT_INTERACTIONS = env_int("RECENT_INTERACTIONS", 10, minimum=1, maximum=100)
-
-
-def _validate_task() -> None:
-    from app.services.tasks import validate_task_name
-
-    validate_task_name("HF_TASK", HF_TASK)
-
-
-_validate_task()
-
+validate_task_name("HF_TASK", HF_TASK)
 
 # Hardware (issue #6): HF_DEVICE (auto|cpu|cuda|cuda:N|mps), HF_DTYPE (auto|float32|bfloat16|float16|int8),
 # HF_THREADS (empty: the cores this process may use). Only the syntax is checked here (no torch import);
 # whether the device exists is checked when the model loads, by `serve` and by `doctor`.
-def _runtime_settings() -> tuple[str, str, int | None]:
-    from app.services.device import parse_device, parse_dtype, parse_threads
-
-    return (
-        parse_device(env_str("HF_DEVICE", "auto")),
-        parse_dtype(env_str("HF_DTYPE", "auto")),
-        parse_threads(env_str("HF_THREADS", "")),
-    )
-
-
-HF_DEVICE, HF_DTYPE, HF_THREADS = _runtime_settings()
+HF_DEVICE = parse_device(env_str("HF_DEVICE", "auto"))
+HF_DTYPE = parse_dtype(env_str("HF_DTYPE", "auto"))
+HF_THREADS = parse_threads(env_str("HF_THREADS", ""))
 # HF_WARMUP: empty → only `manage.py serve` loads the model before serving; 1 → every serving process
 # (serve, runserver, gunicorn/uvicorn workers through wsgi.py/asgi.py) loads it at start and /readyz is 503
 # until it is ready; 0 → the model loads on the first request.
@@ -113,13 +104,7 @@ HF_WARMUP: bool | None = env_bool("HF_WARMUP", False) if env_str("HF_WARMUP", ""
 
 # Serving (issue #4): several models, batching, limits, answer cache, remote inference.
 # HF_MODELS: extra models a visitor may pick, "id=task,id=task" (the default model is always offered).
-def _offered_models() -> tuple[object, ...]:
-    from app.services.model_registry import parse_models
-
-    return parse_models("HF_MODELS", env_str("HF_MODELS", ""))
-
-
-HF_MODELS = _offered_models()
+HF_MODELS = parse_models("HF_MODELS", env_str("HF_MODELS", ""))  # (id, task) pairs
 HF_MEMORY_BUDGET_MB = env_int("HF_MEMORY_BUDGET_MB", 4096, minimum=0, maximum=1_048_576)  # 0: never unload
 HF_QUEUE_MAX = env_int("HF_QUEUE_MAX", 32, minimum=1, maximum=10_000)  # waiting requests per model, then 429
 HF_MAX_BATCH = env_int("HF_MAX_BATCH", 8, minimum=1, maximum=256)  # prompts per generate() call

@@ -19,9 +19,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from app.domain.generation import GenerationParams
+from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
-from app.services.mongo_repo import Interaction, Scope, get_repository
-from app.services.nlp_service import GenerationParams
+from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 

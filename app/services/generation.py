@@ -19,12 +19,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from app.domain.generation import GenerationParams, GenerationResult, check_params_for_task
+from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
 from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
 from app.services.inference import InferenceRequest
 from app.services.model_registry import GenerationService, service_for
-from app.services.mongo_repo import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
-from app.services.nlp_service import GenerationParams, GenerationResult, check_params_for_task
 from app.services.rate_limit import check_rate_limit
 
 logger = logging.getLogger(__name__)

@@ -18,16 +18,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from app.services.mongo_repo import (
-    STATUS_CANCELLED,
-    STATUS_ERROR,
-    STATUS_OK,
-    HistoryFilter,
-    Interaction,
-    Scope,
-    get_repository,
-)
-from app.services.search import Segment, highlight
+from app.domain.filters import HistoryFilter
+from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
+from app.domain.search import Segment, highlight
+from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 

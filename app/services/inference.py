@@ -25,14 +25,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from app.domain.streams import StreamEvent
 from app.errors import QUEUE_FULL, DomainError, ModelUnavailable, QueueFull
 
 if TYPE_CHECKING:
     import torch
 
-    from app.services.nlp_service import GenerationParams, GenerationResult, LoadedModel, NLPService
+    from app.domain.generation import GenerationParams, GenerationResult
+    from app.services.nlp_service import LoadedModel, NLPService
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +42,6 @@ DEFAULT_MAX_QUEUE = 32
 DEFAULT_MAX_BATCH = 8
 DEFAULT_BATCH_WINDOW_SECONDS = 0.008
 GENERATION_FAILED = "Generation failed on the server ({detail}). Please try again."
-
-EventKind = Literal["queued", "started", "token", "done", "error"]
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One thing a client is told about its request: queue position, a text delta, the end."""
-
-    kind: EventKind
-    position: int = 0
-    text: str = ""
 
 
 class InferenceRequest:
@@ -343,7 +334,7 @@ class ModelWorker:
 
 
 def _cancelled_result(model: str, request: InferenceRequest) -> GenerationResult:
-    from app.services.nlp_service import GenerationResult
+    from app.domain.generation import GenerationResult
 
     elapsed = time.perf_counter() - request.enqueued_at
     return GenerationResult(
@@ -506,7 +497,7 @@ class LocalBackend:
         streamer.end()
 
     def _finish(self, row: Row, *, reason: str, loaded: LoadedModel, batch_started: float, load_seconds: float) -> None:
-        from app.services.nlp_service import GenerationResult
+        from app.domain.generation import GenerationResult
 
         now = time.perf_counter()
         result = GenerationResult(
@@ -524,7 +515,7 @@ class LocalBackend:
 
     def _run_beam_search(self, loaded: LoadedModel, request: InferenceRequest, *, load_seconds: float) -> None:
         """Beam search cannot stream (transformers refuses a streamer): one event with the whole answer."""
-        from app.services.nlp_service import GenerationResult
+        from app.domain.generation import GenerationResult
 
         started = time.perf_counter()
         completion = self.service.complete(loaded, request.prompt, request.params)

@@ -6,6 +6,8 @@ import logging
 
 from django.conf import settings
 
+from app.domain.generation import GenerationParams
+from app.domain.interaction import Interaction, Page, Scope
 from app.errors import (
     PROMPT_EMPTY,
     PROMPT_TOO_LONG,
@@ -14,8 +16,8 @@ from app.errors import (
     StoreUnavailable,
 )
 from app.services.metrics import observe_interaction
-from app.services.mongo_repo import Interaction, Page, Scope, get_repository
-from app.services.nlp_service import GenerationParams
+from app.services.mongo_documents import to_document
+from app.services.mongo_repo import get_repository
 from app.services.outbox import OutboxError, get_outbox, get_worker
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ def queued_interaction(*, scope: Scope, interaction_id: str) -> Interaction | No
         return None
     if queued is None:
         return None
-    document = queued.to_document()
+    document = to_document(queued)
     for key, expected in scope.query().items():
         if isinstance(expected, dict) or key.startswith("$") or document.get(key) != expected:
             return None

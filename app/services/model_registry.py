@@ -8,8 +8,6 @@ requested: a model id from a form or the API is looked up here, never passed to 
 Each model loads lazily on its first request and stays loaded. When the loaded models together
 exceed ``HF_MEMORY_BUDGET_MB``, the least recently used idle ones are unloaded (a model with
 queued or running requests is never unloaded; the one just loaded is never unloaded).
-
-This module is imported by settings to validate ``HF_MODELS``: it must not import torch or Django models.
 """
 
 from __future__ import annotations
@@ -21,22 +19,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from django.core.exceptions import ImproperlyConfigured
+from django.conf import settings
 
 from app.errors import ModelNotOffered
-from app.services.tasks import CAUSAL_TASK, validate_task_name
+from app.services.nlp_service import default_service, get_service
+from app.services.remote import remote_service
+from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
+from django_hf_ml.envconfig import validate_task_name
 
 if TYPE_CHECKING:
+    from app.domain.generation import GenerationParams, GenerationResult
     from app.services.inference import InferenceRequest, ModelWorker
-    from app.services.nlp_service import GenerationParams, GenerationResult
 
 logger = logging.getLogger(__name__)
-
-BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # same as bundled_model.BUNDLED_MODEL_ID (no torch here)
-MODELS_FORMAT_HELP = (
-    "Use comma-separated id=task pairs, e.g. "
-    "HF_MODELS=HuggingFaceTB/SmolLM2-135M-Instruct=text-generation,google/flan-t5-small=text2text-generation"
-)
 
 
 class GenerationService(Protocol):
@@ -79,27 +74,8 @@ class ModelSpec:
         return f"{name} ({self.task})"
 
 
-def parse_models(variable: str, text: str) -> tuple[ModelSpec, ...]:
-    """Parse ``id=task,id=task``; ``ImproperlyConfigured`` names the variable and the bad entry."""
-    specs: list[ModelSpec] = []
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        model_id, separator, task = entry.rpartition("=")
-        if not separator or not model_id.strip() or not task.strip():
-            raise ImproperlyConfigured(f"{variable} entry {entry!r} must be id=task. {MODELS_FORMAT_HELP}.")
-        try:
-            normalized = validate_task_name(variable, task)
-        except ImproperlyConfigured as exc:
-            raise ImproperlyConfigured(f"{exc} (in the {variable} entry {entry!r})") from None
-        specs.append(ModelSpec(id=model_id.strip(), task=normalized))
-    return tuple(specs)
-
-
 def offered_models() -> list[ModelSpec]:
     """The allowlist, default first, from the current settings (cheap; nothing is loaded)."""
-    from django.conf import settings
-
     configured = (settings.HF_MODEL or "").strip()
     if configured:
         default = ModelSpec(id=configured, task=validate_task_name("HF_TASK", settings.HF_TASK))
@@ -109,17 +85,13 @@ def offered_models() -> list[ModelSpec]:
     endpoint = (getattr(settings, "HF_ENDPOINT_URL", "") or "").strip()
     if endpoint:
         specs.insert(0, ModelSpec(id=endpoint, task=CAUSAL_TASK, kind="remote"))
-    extra: Sequence[ModelSpec] = getattr(settings, "HF_MODELS", ())
+    extra: Sequence[tuple[str, str]] = getattr(settings, "HF_MODELS", ())
     seen = {spec.id for spec in specs}
-    for spec in extra:
-        if spec.id not in seen:
-            specs.append(spec)
-            seen.add(spec.id)
+    for model_id, task in extra:
+        if model_id not in seen:
+            specs.append(ModelSpec(id=model_id, task=task))
+            seen.add(model_id)
     return specs
-
-
-def default_model_id() -> str:
-    return offered_models()[0].id
 
 
 def resolve_spec(model_id: str | None) -> ModelSpec:
@@ -142,14 +114,8 @@ def service_for(model_id: str | None) -> GenerationService:
 
 
 def _build_service(spec: ModelSpec) -> GenerationService:
-    from django.conf import settings
-
     if spec.kind == "remote":
-        from app.services.remote import remote_service
-
         return remote_service(url=spec.id, token=settings.HF_API_TOKEN)
-    from app.services.nlp_service import default_service, get_service
-
     if spec.kind == "bundled" or spec.id == (settings.HF_MODEL or "").strip():
         return default_service()
     return get_service(model=spec.id, task=spec.task, token=settings.HF_API_TOKEN)
@@ -221,8 +187,6 @@ def get_tracker() -> LoadedModels:
     if _tracker is None:
         with _tracker_lock:
             if _tracker is None:
-                from django.conf import settings
-
                 _tracker = LoadedModels(budget_bytes=int(getattr(settings, "HF_MEMORY_BUDGET_MB", 0)) << 20)
     return _tracker
 

@@ -26,8 +26,10 @@ from typing import Any
 
 from bson import json_util
 
+from app.domain.interaction import Interaction
 from app.errors import StoreUnavailable
-from app.services.mongo_repo import Interaction, InteractionRepository, get_repository
+from app.services.mongo_documents import from_document, to_document
+from app.services.mongo_repo import InteractionRepository, get_repository
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +71,12 @@ class ReplayResult:
 
 def encode_interaction(interaction: Interaction) -> str:
     """The interaction's MongoDB document as Extended JSON (keeps ObjectId and dates exact)."""
-    return json_util.dumps(interaction.to_document(), json_options=json_util.CANONICAL_JSON_OPTIONS)
+    return json_util.dumps(to_document(interaction), json_options=json_util.CANONICAL_JSON_OPTIONS)
 
 
 def decode_interaction(document: str) -> Interaction:
     doc = json_util.loads(document, json_options=json_util.JSONOptions(tz_aware=True))
-    return Interaction.from_document(doc)
+    return from_document(doc)
 
 
 class Outbox:

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from app.domain.generation import FinishReason, GenerationParams, GenerationResult
+from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.inference import InferenceRequest, LazyWorker, ModelWorker, StreamEvent
-from app.services.nlp_service import FinishReason, GenerationParams, GenerationResult
-from app.services.tasks import CAUSAL_TASK
+from app.services.inference import InferenceRequest, LazyWorker, ModelWorker
+from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:
     from huggingface_hub import InferenceClient

@@ -40,16 +40,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any, Literal
 
-from app.services.mongo_repo import (
-    STATUS_CANCELLED,
-    STATUS_ERROR,
-    STATUS_OK,
-    InteractionRepository,
-    Scope,
-    get_repository,
-    store_errors,
-    utc_now,
-)
+from app.domain.ids import utc_now
+from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Scope
+from app.services.mongo_repo import InteractionRepository, get_repository, store_errors
 
 logger = logging.getLogger(__name__)
 

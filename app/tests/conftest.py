@@ -22,7 +22,6 @@ from app.services.mongo_repo import InteractionRepository
 pytest_plugins = ["app.tests.conftest_models", "app.tests.browser"]
 
 
-
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("TEST_MONGO_URI")

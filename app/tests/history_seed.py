@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Page
 
-from app.services.mongo_repo import Interaction, Scope, get_repository, utc_now
+from app.domain.ids import utc_now
+from app.domain.interaction import Interaction, Scope
+from app.services.mongo_repo import get_repository
 from app.visitor import VISITOR_KEY
 
 

@@ -8,7 +8,9 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Page, expect
 
-from app.services.mongo_repo import Interaction, get_repository, utc_now
+from app.domain.ids import utc_now
+from app.domain.interaction import Interaction
+from app.services.mongo_repo import get_repository
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("store_settings")]
 

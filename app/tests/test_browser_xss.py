@@ -14,7 +14,8 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from playwright.sync_api import Page, expect
 
-from app.services.mongo_repo import Interaction, get_repository
+from app.domain.interaction import Interaction
+from app.services.mongo_repo import get_repository
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from app.domain.generation import GenerationParams
 from app.errors import ModelUnavailable
 from app.services import bundled_model
 from app.services.bundled_model import (
-    BUNDLED_MODEL_ID,
     COMPLETE_MARKER,
     STAGING_PREFIX,
     converted_model_dir,
     ensure_bundled_model,
     is_converted,
 )
-from app.services.nlp_service import CAUSAL_TASK, GenerationParams, NLPService, bundled_models_dir
+from app.services.nlp_service import CAUSAL_TASK, NLPService, bundled_models_dir
+from django_hf_ml.choices import BUNDLED_MODEL_ID
 
 
 def fake_converted_model(models_dir: Path) -> Path:

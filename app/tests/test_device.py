@@ -16,28 +16,31 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.generation import GenerationParams
 from app.errors import ModelUnavailable
 from app.services import device, nlp_service
 from app.services.device import (
     CUDA_INDEX_MISSING,
-    DEVICE_INVALID,
-    DTYPE_INVALID,
     FLOAT16_ON_CPU,
     INT8_NOT_ON_CPU,
     MPS_MISSING,
-    THREADS_INVALID,
     RuntimeProfile,
     RuntimeRequest,
     RuntimeUnavailable,
     apply_runtime,
-    parse_device,
-    parse_dtype,
-    parse_threads,
     resolve_runtime,
     runtime_report,
 )
-from app.services.nlp_service import GenerationParams, NLPService
+from app.services.nlp_service import NLPService
 from app.tests.test_settings import load_settings
+from django_hf_ml.envconfig import (
+    DEVICE_INVALID,
+    DTYPE_INVALID,
+    THREADS_INVALID,
+    parse_device,
+    parse_dtype,
+    parse_threads,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

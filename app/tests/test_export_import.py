@@ -14,11 +14,13 @@ from django.core.management import call_command
 from django.http import StreamingHttpResponse
 from django.test import Client
 
+from app.domain.filters import HistoryFilter
+from app.domain.interaction import STATUS_ERROR, Interaction, Scope
+from app.domain.search import parse_query
 from app.errors import IMPORT_NO_FILE
 from app.services import history
 from app.services.history import import_jsonl
-from app.services.mongo_repo import STATUS_ERROR, HistoryFilter, Interaction, Scope, get_repository
-from app.services.search import parse_query
+from app.services.mongo_repo import get_repository
 from app.visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")

@@ -6,10 +6,10 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.interaction import Interaction
 from app.errors import STORE_UNAVAILABLE
 from app.services import nlp_service
 from app.services.interactions import store_interaction
-from app.services.mongo_repo import Interaction
 
 
 def test_healthz_answers_ok_without_store_or_model(client: Client, unreachable_store: SettingsWrapper) -> None:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
+from app.domain.filters import MAX_PAGE_SIZE
+from app.domain.interaction import Interaction
 from app.errors import HISTORY_BAD_DATE, HISTORY_BAD_FILTERS, HISTORY_BAD_LIMIT, INTERACTION_NOT_FOUND, INVALID_CURSOR
-from app.services.mongo_repo import MAX_PAGE_SIZE, Interaction, get_repository
+from app.services.mongo_repo import get_repository
 from app.visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")

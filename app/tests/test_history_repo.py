@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.domain.filters import NO_FILTER, HistoryFilter
+from app.domain.ids import utc_now
+from app.domain.interaction import STATUS_ERROR, Interaction, Scope
+from app.domain.search import parse_query
 from app.errors import InteractionNotFound, InvalidCursor
-from app.services.mongo_repo import (
-    NO_FILTER,
-    STATUS_ERROR,
-    HistoryFilter,
-    Interaction,
-    InteractionRepository,
-    Scope,
-    utc_now,
-)
-from app.services.search import parse_query
+from app.services import mongo_scan
+from app.services.mongo_admin import backfill_search_fields
+from app.services.mongo_documents import to_document
+from app.services.mongo_repo import InteractionRepository
 
 ALICE = Scope(session_id="alice")
 BOB = Scope(session_id="bob")
@@ -215,11 +213,11 @@ def test_import_batch_is_idempotent_by_id(repo: InteractionRepository) -> None:
 
 def test_backfill_adds_search_fields_to_old_documents(repo: InteractionRepository) -> None:
     item = make(ALICE, BASE, prompt="Old Document")
-    doc = item.to_document()
+    doc = to_document(item)
     for name in ("owner", "search_tokens", "search_keys", "user_id"):
         doc.pop(name)
     repo.collection.insert_one(doc)
-    assert repo.backfill_search_fields(batch=10) == 1
+    assert backfill_search_fields(repo, batch=10) == 1
     found = repo.page(scope=ALICE, filters=HistoryFilter(search=parse_query("old docu")))
     assert [i.id for i in found.items] == [item.id]
 
@@ -228,7 +226,7 @@ def test_a_document_written_around_the_repository_is_still_listed(repo: Interact
     kept = make(ALICE, BASE)
     repo.insert(kept)
     stray = make(ALICE, BASE - timedelta(days=10), prompt="written directly")
-    repo.collection.insert_one(stray.to_document())  # no day document for it
+    repo.collection.insert_one(to_document(stray))  # no day document for it
     assert all_pages(repo, ALICE) == [kept.id, stray.id]
 
 
@@ -238,14 +236,14 @@ def test_first_page_after_a_long_pause_reads_little_more_than_the_page(
     last_active = utc_now() - timedelta(days=3)
     repo.import_batch([make(ALICE, last_active - timedelta(minutes=n)) for n in range(300)])
     read: list[int] = []
-    original = repo._window
+    original = mongo_scan._fetch
 
     def counting(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         docs = list(original(*args, **kwargs))  # type: ignore[arg-type]
         read.append(len(docs))
         return iter(docs)
 
-    monkeypatch.setattr(repo, "_window", counting)
+    monkeypatch.setattr(mongo_scan, "_fetch", counting)
     page = repo.page(scope=ALICE, limit=20)
     assert len(page.items) == 20
     assert sum(read) <= 60

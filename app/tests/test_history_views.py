@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils.html import escape
 
+from app.domain.interaction import Interaction
 from app.errors import HISTORY_BAD_DATE, HISTORY_DATE_ORDER, INVALID_CURSOR, LOGIN_REQUIRED_TO_CLAIM
-from app.services.mongo_repo import Interaction, get_repository
+from app.services.mongo_repo import get_repository
 from app.visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")

@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.domain.generation import GenerationParams, GenerationResult
+from app.domain.streams import StreamEvent
 from app.errors import QueueFull
-from app.services.inference import (
-    InferenceRequest,
-    LocalBackend,
-    ModelWorker,
-    StreamEvent,
-    batch_key,
-    pad_batch,
-)
-from app.services.nlp_service import GenerationParams, GenerationResult, NLPService
+from app.services.inference import InferenceRequest, LocalBackend, ModelWorker, batch_key, pad_batch
+from app.services.nlp_service import NLPService
 
 GREEDY_12 = GenerationParams(max_new_tokens=12)
 PROMPTS = (

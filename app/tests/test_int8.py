@@ -14,10 +14,11 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
+from app.domain.generation import GenerationParams
 from app.services import nlp_service
 from app.services.device import RuntimeRequest, quantize_int8
 from app.services.mongo_repo import get_repository
-from app.services.nlp_service import GenerationParams, NLPService
+from app.services.nlp_service import NLPService
 from app.services.quality import (
     Generation,
     PromptComparison,

@@ -16,8 +16,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.interaction import Interaction, Scope
 from app.errors import InteractionNotFound
-from app.services.mongo_repo import Interaction, InteractionRepository, Scope, get_repository
+from app.services.mongo_repo import InteractionRepository, get_repository
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 

@@ -12,16 +12,10 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.errors import ModelNotOffered
 from app.services import model_registry, nlp_service
-from app.services.model_registry import (
-    BUNDLED_MODEL_ID,
-    LoadedModels,
-    ModelSpec,
-    offered_models,
-    parse_models,
-    resolve_spec,
-    service_for,
-)
+from app.services.model_registry import LoadedModels, ModelSpec, offered_models, resolve_spec, service_for
 from app.services.nlp_service import NLPService
+from django_hf_ml.choices import BUNDLED_MODEL_ID
+from django_hf_ml.envconfig import parse_models
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +35,8 @@ def _fresh_registry(settings: SettingsWrapper) -> Iterator[None]:
 
 def test_models_are_id_task_pairs() -> None:
     assert parse_models("HF_MODELS", " a/b=text-generation , ./local=dir=summarization,") == (
-        ModelSpec(id="a/b", task="text-generation"),
-        ModelSpec(id="./local=dir", task="summarization"),
+        ("a/b", "text-generation"),
+        ("./local=dir", "summarization"),
     )
 
 
@@ -69,7 +63,7 @@ def test_bundled_model_is_the_default_when_hf_model_is_unset() -> None:
 
 def test_configured_model_comes_first_then_the_extra_ones_without_duplicates(settings: SettingsWrapper) -> None:
     settings.HF_MODEL, settings.HF_TASK = "org/main", "text2text-generation"
-    settings.HF_MODELS = (ModelSpec("org/extra", "text-generation"), ModelSpec("org/main", "text-generation"))
+    settings.HF_MODELS = (("org/extra", "text-generation"), ("org/main", "text-generation"))
     assert [(spec.id, spec.task) for spec in offered_models()] == [
         ("org/main", "text2text-generation"),
         ("org/extra", "text-generation"),
@@ -88,7 +82,7 @@ def test_empty_choice_is_the_default_and_unknown_ids_are_refused() -> None:
 
 
 def test_each_offered_model_gets_one_lazy_service(settings: SettingsWrapper, tiny_t5_model: Path) -> None:
-    settings.HF_MODELS = (ModelSpec(str(tiny_t5_model), "text2text-generation"),)
+    settings.HF_MODELS = ((str(tiny_t5_model), "text2text-generation"),)
     service = service_for(str(tiny_t5_model))
     assert service is service_for(str(tiny_t5_model))
     assert service.task == "text2text-generation"

@@ -7,15 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.domain.interaction import Interaction, Scope
 from app.errors import InteractionNotFound, InvalidCursor, StoreUnavailable
-from app.services.mongo_repo import (
-    Interaction,
-    InteractionRepository,
-    Scope,
-    decode_cursor,
-    encode_cursor,
-    redact_uri,
-)
+from app.services.mongo_documents import decode_cursor, encode_cursor
+from app.services.mongo_repo import InteractionRepository, redact_uri
 
 ALICE = Scope(session_id="alice")
 BOB = Scope(session_id="bob")

@@ -15,10 +15,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.errors import PARAMS_INVALID, PROMPT_EMPTY, InvalidParams, InvalidPrompt, ModelUnavailable, UnsupportedTask
-from app.services import nlp_service
-from app.services.bundled_model import BUNDLED_MODEL_ID
-from app.services.nlp_service import (
+from app.domain.generation import (
     BEAMS_FOR_CAUSAL_ERROR,
     BEAMS_WITH_SAMPLING_ERROR,
     DO_SAMPLE_ERROR,
@@ -27,13 +24,13 @@ from app.services.nlp_service import (
     UNKNOWN_PARAM_ERROR,
     GenerationParams,
     GenerationResult,
-    NLPService,
-    default_service,
-    get_service,
     model_kind,
     validate_task,
 )
-from app.services.tasks import SUPPORTED_TASKS
+from app.errors import PARAMS_INVALID, PROMPT_EMPTY, InvalidParams, InvalidPrompt, ModelUnavailable, UnsupportedTask
+from app.services import nlp_service
+from app.services.nlp_service import NLPService, default_service, get_service
+from django_hf_ml.choices import BUNDLED_MODEL_ID, SUPPORTED_TASKS
 
 if TYPE_CHECKING:
     from pytest_django.fixtures import Settings

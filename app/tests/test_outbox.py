@@ -10,10 +10,12 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
 from app.services import mongo_repo
 from app.services.interactions import get_interaction, store_interaction
-from app.services.mongo_repo import Interaction, InteractionRepository, Scope, get_repository
+from app.services.mongo_documents import to_document
+from app.services.mongo_repo import InteractionRepository, get_repository
 from app.services.outbox import Outbox, ReplayWorker, get_outbox, get_worker
 
 MINE = Scope(session_id="visitor-a")
@@ -59,7 +61,7 @@ def test_round_trip_keeps_id_and_millisecond_timestamp(tmp_path: Path) -> None:
     box.add(original)
     restored = box.find(original.id)
     assert restored is not None
-    assert restored.to_document() == original.to_document()
+    assert to_document(restored) == to_document(original)
 
 
 @pytest.mark.usefixtures("store_settings")

@@ -19,9 +19,9 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.generation import GenerationParams
 from app.errors import ModelUnavailable
 from app.services import generation, model_registry, remote
-from app.services.nlp_service import GenerationParams
 from app.services.remote import RemoteService, tgi_parameters
 
 TOKEN = "hf_test_token_123456"

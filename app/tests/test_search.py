@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.search import (
+from app.domain.search import (
     MAX_TOKEN_CHARS,
     SearchQuery,
     Segment,

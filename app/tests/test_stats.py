@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
 from app.services import stats
-from app.services.mongo_repo import Interaction, InteractionRepository, Scope
+from app.services.mongo_repo import InteractionRepository
 from app.services.stats import compute_stats, percentile
 
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)

@@ -8,8 +8,10 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from app.domain.ids import utc_now
+from app.domain.interaction import Interaction
 from app.errors import STATS_RANGE_INVALID, STORE_UNAVAILABLE
-from app.services.mongo_repo import Interaction, get_repository, utc_now
+from app.services.mongo_repo import get_repository
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 pytestmark = pytest.mark.usefixtures("store_settings")

@@ -13,12 +13,12 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.generation import GenerationParams
 from app.errors import MODEL_NOT_OFFERED, PROMPT_EMPTY, STREAM_NOT_FOUND
 from app.services import answer_cache, generation, model_registry, rate_limit
 from app.services.inference import LocalBackend
-from app.services.model_registry import ModelSpec, service_for
+from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
-from app.services.nlp_service import GenerationParams
 from app.tests.test_inference import SlowNoEos
 
 pytestmark = pytest.mark.usefixtures("app_settings")
@@ -196,7 +196,7 @@ def test_closing_the_feed_cancels_the_generation(client: Client) -> None:
 
 
 def generation_scope(client: Client) -> Any:
-    from app.services.mongo_repo import Scope
+    from app.domain.interaction import Scope
 
     return Scope(session_id=client.session["visitor_id"])
 
@@ -352,7 +352,7 @@ def test_model_not_offered_is_refused_next_to_the_picker(client: Client) -> None
 
 
 def test_picked_model_answers_and_is_recorded(client: Client, settings: SettingsWrapper, tiny_t5_model: Path) -> None:
-    settings.HF_MODELS = (ModelSpec(id=str(tiny_t5_model), task="text2text-generation"),)
+    settings.HF_MODELS = ((str(tiny_t5_model), "text2text-generation"),)
     assert f'<option value="{tiny_t5_model}"' in client.get("/").content.decode()
     all_events(client, stream_id(start(client, "Use T5", model=str(tiny_t5_model), num_beams="1")))
     [doc] = stored("Use T5")

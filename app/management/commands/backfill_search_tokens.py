@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.errors import StoreUnavailable
 from app.management.commands._progress import ProgressBar
+from app.services.mongo_admin import backfill_search_fields, rebuild_days
 from app.services.mongo_repo import get_repository
 
 
@@ -30,9 +31,9 @@ class Command(BaseCommand):
             done = 0
             if missing:
                 bar = ProgressBar(total=missing, label="Backfilling", out=self.stdout)
-                done = repository.backfill_search_fields(batch=max(1, options["batch"]), progress=bar.advance)
+                done = backfill_search_fields(repository, batch=max(1, options["batch"]), progress=bar.advance)
                 bar.finish()
-            days = repository.rebuild_days()
+            days = rebuild_days(repository)
         except StoreUnavailable as exc:
             raise CommandError(exc.message) from exc
         if missing:

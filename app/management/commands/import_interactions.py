@@ -15,10 +15,11 @@ from typing import Any, BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from app.domain.interaction import Scope
 from app.errors import StoreUnavailable
 from app.management.commands._progress import ProgressBar
 from app.services.history import import_jsonl
-from app.services.mongo_repo import Scope, get_repository
+from app.services.mongo_repo import get_repository
 
 
 def lines_with_progress(handle: BinaryIO, bar: ProgressBar) -> Iterator[bytes]:

@@ -15,17 +15,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.errors import ModelUnavailable
-from app.services.bundled_model import BUNDLED_MODEL_ID, ensure_bundled_model
-from app.services.device import (
-    RuntimeRequest,
-    parse_device,
-    parse_dtype,
-    parse_threads,
-    resolve_runtime,
-)
+from app.services.bundled_model import ensure_bundled_model
+from app.services.device import RuntimeRequest, resolve_runtime
 from app.services.nlp_service import bundled_models_dir
 from app.services.quality import DEFAULT_MAX_NEW_TOKENS, QUALITY_PROMPTS, format_report, run_quality_guard
-from app.services.tasks import CAUSAL_TASK
+from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
+from django_hf_ml.envconfig import parse_device, parse_dtype, parse_threads
 
 
 class Command(BaseCommand):

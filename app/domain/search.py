@@ -156,7 +156,3 @@ def highlight(text: str, query: SearchQuery, *, width: int = SNIPPET_CHARS) -> l
     if end < len(text):
         segments.append(Segment("…"))
     return segments
-
-
-def has_match(segments: Iterable[Segment]) -> bool:
-    return any(segment.marked for segment in segments)

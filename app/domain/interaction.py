@@ -1,0 +1,92 @@
+"""One stored interaction (prompt, answer, how it was made) and whose it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.domain.ids import new_interaction_id, utc_now
+from app.domain.search import document_keys, document_tokens
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_CANCELLED = "cancelled"
+STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED)
+OWNER_SESSION = "s:"
+OWNER_USER = "u:"
+OWNER_DELETED = "x:"
+
+
+def owner_key(*, session_id: str, user_id: str | None = None) -> str:
+    """The one indexed field that says whose an interaction is: the user when logged in, else the visitor."""
+    return f"{OWNER_USER}{user_id}" if user_id else f"{OWNER_SESSION}{session_id}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose interactions a query may see: this visitor, this logged-in user, or everyone (shared)."""
+
+    session_id: str
+    user_id: str | None = None
+    shared: bool = False
+
+    @property
+    def owner(self) -> str:
+        return owner_key(session_id=self.session_id, user_id=self.user_id)
+
+    def query(self) -> dict[str, Any]:
+        return {} if self.shared else {"owner": self.owner}
+
+    def owner_fields(self) -> dict[str, Any]:
+        """What a new interaction made in this scope carries (``Interaction(**scope.owner_fields(), …)``)."""
+        return {"session_id": self.session_id, "user_id": self.user_id}
+
+
+@dataclass
+class Interaction:
+    prompt: str
+    output: str
+    model: str
+    task: str
+    session_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    durations_ms: dict[str, float] = field(default_factory=dict)
+    status: str = STATUS_OK
+    error: str | None = None
+    id: str = field(default_factory=new_interaction_id)
+    created_at: datetime = field(default_factory=utc_now)
+    user_id: str | None = None
+    # Answered from the answer cache, its key, and the record it regenerates.
+    cached: bool = False
+    cached_from: str | None = None
+    cache_key: str | None = None
+    regenerated_from: str | None = None
+
+    @property
+    def owner(self) -> str:
+        return owner_key(session_id=self.session_id, user_id=self.user_id)
+
+    def search_fields(self) -> dict[str, Any]:
+        """``search_tokens`` and ``search_keys`` (app/domain/search.py), written with every document."""
+        tokens = document_tokens(self.prompt, self.output)
+        return {
+            "search_tokens": tokens,
+            "search_keys": document_keys(tokens, model=self.model, task=self.task, status=self.status),
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the opaque cursor of the next one (``None``: this was the last)."""
+
+    items: list[Interaction]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    inserted: int
+    duplicates: list[str]
