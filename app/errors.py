@@ -1,8 +1,9 @@
-"""Domain errors shared by the app.
+"""Domain errors shared by the app: each one knows its HTTP status (and ``Retry-After``).
 
-Views map each error to one partial and one HTTP status. Every error carries a
-user-facing sentence in ``.message``; the sentences are module constants so
-tests can assert on them.
+Every error carries a user-facing sentence in ``.message``; the sentences are module constants so
+tests can assert on them. Views never pick a status for an error: the one HTML mapping
+(``app/views/_htmx.py``) and the one JSON mapping (``app/middleware.py``) read ``status`` and
+``headers()`` from the error itself.
 """
 
 from __future__ import annotations
@@ -18,23 +19,43 @@ MODEL_UNAVAILABLE = "The model {model!r} could not be loaded: {reason}. {fix}"
 
 
 class DomainError(Exception):
-    """Base: .message is a user-facing sentence."""
+    """Base: ``.message`` is a user-facing sentence, ``status`` the HTTP status it maps to."""
+
+    status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error asks for (``Retry-After`` on 429)."""
+        return {}
+
+    def fields(self) -> dict[str, str]:
+        """Per-field messages for forms and JSON clients (empty when the error is not about a field)."""
+        return {}
+
 
 class InvalidPrompt(DomainError):
     """The prompt is empty or too long."""
+
+    status = 422
+
+    def fields(self) -> dict[str, str]:
+        return {"prompt": self.message}
 
 
 class InvalidParams(DomainError):
     """One or more generation parameters are invalid; ``.errors`` maps field to message."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(PARAMS_INVALID)
+    status = 422
+
+    def __init__(self, errors: dict[str, str], message: str = PARAMS_INVALID) -> None:
+        super().__init__(message)
         self.errors = errors
+
+    def fields(self) -> dict[str, str]:
+        return dict(self.errors)
 
     def __str__(self) -> str:
         details = "; ".join(f"{field}: {text}" for field, text in self.errors.items())
@@ -44,17 +65,28 @@ class InvalidParams(DomainError):
 class ModelUnavailable(DomainError):
     """The model could not be loaded; the message says which model, why, and how to fix it."""
 
+    status = 503
+
 
 class StoreUnavailable(DomainError):
     """The history store cannot be reached."""
 
+    status = 503
+
 
 class InteractionNotFound(DomainError):
-    """No stored interaction has the requested id."""
+    """No stored interaction has the requested id (or it is another visitor's)."""
+
+    status = 404
+
+    def __init__(self, message: str = INTERACTION_NOT_FOUND) -> None:
+        super().__init__(message)
 
 
 class UnsupportedTask(DomainError):
     """The configured HF_TASK is not one the app can run."""
+
+    status = 503
 
 
 INVALID_CURSOR = "That page link is invalid or has expired. Start again from the first page."
@@ -63,11 +95,13 @@ INVALID_CURSOR = "That page link is invalid or has expired. Start again from the
 class InvalidCursor(DomainError):
     """A pagination cursor could not be decoded."""
 
+    status = 400
+
     def __init__(self, message: str = INVALID_CURSOR) -> None:
         super().__init__(message)
 
 
-# --- Serving limits and model choice (issue #4) -----------------------------------------------
+# --- Serving limits and model choice ----------------------------------------------------------
 QUEUE_FULL = "The model is busy: {waiting} requests are already waiting. Please try again in {seconds} s."
 RATE_LIMITED = "Too many prompts in a short time. Please wait {seconds} s before sending another one."
 MODEL_NOT_OFFERED = "Pick one of the offered models."
@@ -77,9 +111,14 @@ STREAM_NOT_FOUND = "That generation is not running any more."
 class TooManyRequests(DomainError):
     """The server will not take the request now; ``retry_after`` says how many seconds to wait (429)."""
 
+    status = 429
+
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class QueueFull(TooManyRequests):
@@ -93,6 +132,8 @@ class RateLimited(TooManyRequests):
 class ModelNotOffered(DomainError):
     """The requested model is not in the allowlist (``HF_MODELS``)."""
 
+    status = 422
+
     def __init__(self, message: str = MODEL_NOT_OFFERED) -> None:
         super().__init__(message)
 
@@ -100,11 +141,13 @@ class ModelNotOffered(DomainError):
 class StreamNotFound(DomainError):
     """No running generation has that id for this visitor."""
 
+    status = 404
+
     def __init__(self, message: str = STREAM_NOT_FOUND) -> None:
         super().__init__(message)
 
 
-# --- Stats page and /metrics (issue 7) ---
+# --- Stats page and /metrics ---
 STATS_RANGE_INVALID = "Unknown range. Choose one of: {choices}."
 METRICS_TOKEN_REQUIRED = "Send the metrics token as 'Authorization: Bearer <METRICS_TOKEN>'."
 METRICS_LOCAL_ONLY = (
@@ -121,3 +164,15 @@ HISTORY_QUERY_TOO_LONG = "The search is too long: at most {limit} characters."
 IMPORT_NO_FILE = "Choose a JSON Lines (.jsonl) file to import."
 IMPORT_TOO_LARGE = "The file is too large: at most {limit} MB per import (use the import_interactions command)."
 LOGIN_REQUIRED_TO_CLAIM = "Log in first: claiming moves this browser's history to your account."
+
+
+class LoginRequired(DomainError):
+    """The action needs a logged-in user."""
+
+    status = 403
+
+
+class InvalidFilters(InvalidParams):
+    """History filters that do not parse: a 400 for JSON clients (the pages show them inline)."""
+
+    status = 400

@@ -154,15 +154,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "app.metrics_middleware.MetricsMiddleware",  # counts and times requests by view (METRICS_ENABLED)
-    "app.security.SecurityHeadersMiddleware",
+    "app.middleware.MetricsMiddleware",  # counts and times requests by view (METRICS_ENABLED)
+    "app.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "app.api_auth.ApiAuthMiddleware",
+    "app.middleware.ApiAuthMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "app.middleware.DomainErrorJsonMiddleware",  # JSON views raise DomainError; answered here
 ]
 
 ROOT_URLCONF = "django_hf_ml.urls"
@@ -179,7 +180,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "app.context_processors.model_info",
-                "app.outbox_banner.outbox_status",
+                "app.context_processors.outbox_status",
             ],
         },
     },
@@ -211,7 +212,7 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-CSRF_FAILURE_VIEW = "app.error_views.csrf_failure"
+CSRF_FAILURE_VIEW = "app.views.errors.csrf_failure"
 # Bearer tokens accepted by the JSON API instead of a session + CSRF token (comma-separated, never logged).
 API_TOKENS = tuple(env_list("API_TOKENS", []))
 if any(len(_token) < 16 for _token in API_TOKENS):

@@ -10,8 +10,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
 
-# Error pages: JSON for /api/ paths, a friendly page otherwise (app/error_views.py).
-handler400 = "app.error_views.bad_request"
-handler403 = "app.error_views.permission_denied"
-handler404 = "app.error_views.page_not_found"
-handler500 = "app.error_views.server_error"
+# Error pages: JSON for /api/ paths, a friendly page otherwise (app.views.errors.py).
+handler400 = "app.views.errors.bad_request"
+handler403 = "app.views.errors.permission_denied"
+handler404 = "app.views.errors.page_not_found"
+handler500 = "app.views.errors.server_error"

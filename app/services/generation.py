@@ -8,7 +8,7 @@ Two ways in, one set of rules:
   events and the record is written by the worker when the request ends (``ok``, ``cancelled`` with
   the partial text, or ``error``), whether or not anybody is still listening.
 
-Every record goes through ``interactions.store_interaction``.
+Every record goes through ``records.store_interaction``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from app.services import answer_cache
 from app.services.inference import InferenceRequest
 from app.services.model_registry import GenerationService, service_for
 from app.services.rate_limit import check_rate_limit
+from app.services.records import store_interaction
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ def prepare(ask: Ask, scope: Scope) -> GenerationService:
 
 def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
     """Answer and store; a model failure is stored too (status ``error``), then raised."""
-    from app.services.interactions import store_interaction
-
     service = prepare(ask, scope)
     started = time.perf_counter()
     cached = _cached_interaction(ask, scope, service)
@@ -101,8 +100,6 @@ def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
 
 def start_stream(ask: Ask, scope: Scope) -> Stream:
     """Queue the request (or answer it from the cache) and register the stream for this visitor."""
-    from app.services.interactions import store_interaction
-
     service = prepare(ask, scope)
     stream = Stream(
         id=uuid.uuid4().hex, owner=scope.owner, ask=ask, model=service.model, task=service.task, request=None
@@ -240,8 +237,6 @@ def _failed_interaction(ask: Ask, scope: Scope, service: GenerationService, erro
 
 def _store_quietly(interaction: Interaction) -> str | None:
     """Store; on failure log and return the message (the visitor still sees the answer)."""
-    from app.services.interactions import store_interaction
-
     try:
         store_interaction(interaction)
     except StoreUnavailable as exc:

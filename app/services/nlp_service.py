@@ -230,7 +230,7 @@ class NLPService:
         """Generate a completion for ``prompt``; raises InvalidPrompt, InvalidParams, ModelUnavailable or QueueFull.
 
         Goes through the model's inference worker (batched with concurrent requests) and waits for the result.
-        Length limits are the caller's (``interactions.clean_prompt``); only a blank prompt is refused here.
+        Length limits are the caller's (``forms.clean_prompt``); only a blank prompt is refused here.
         """
         return self.submit(prompt, params).wait()
 

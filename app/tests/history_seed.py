@@ -10,7 +10,7 @@ from playwright.sync_api import Page
 from app.domain.ids import utc_now
 from app.domain.interaction import Interaction, Scope
 from app.services.mongo_repo import get_repository
-from app.visitor import VISITOR_KEY
+from app.views._visitor import VISITOR_KEY
 
 
 def browser_scope(page: Page, base_url: str) -> Scope:

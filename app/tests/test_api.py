@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from app.api import JSON_MALFORMED, JSON_NOT_OBJECT, JSON_REQUIRED
 from app.errors import INTERACTION_NOT_FOUND, PROMPT_EMPTY, STORE_UNAVAILABLE
+from app.views.api import JSON_MALFORMED, JSON_NOT_OBJECT, JSON_REQUIRED
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 

@@ -21,7 +21,7 @@ from app.errors import IMPORT_NO_FILE
 from app.services import history
 from app.services.history import import_jsonl
 from app.services.mongo_repo import get_repository
-from app.visitor import VISITOR_KEY
+from app.views._visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")
 BASE = datetime(2026, 2, 1, tzinfo=UTC)

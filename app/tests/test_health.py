@@ -9,7 +9,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from app.domain.interaction import Interaction
 from app.errors import STORE_UNAVAILABLE
 from app.services import nlp_service
-from app.services.interactions import store_interaction
+from app.services.records import store_interaction
 
 
 def test_healthz_answers_ok_without_store_or_model(client: Client, unreachable_store: SettingsWrapper) -> None:

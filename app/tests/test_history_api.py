@@ -11,7 +11,7 @@ from app.domain.filters import MAX_PAGE_SIZE
 from app.domain.interaction import Interaction
 from app.errors import HISTORY_BAD_DATE, HISTORY_BAD_FILTERS, HISTORY_BAD_LIMIT, INTERACTION_NOT_FOUND, INVALID_CURSOR
 from app.services.mongo_repo import get_repository
-from app.visitor import VISITOR_KEY
+from app.views._visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")
 BASE = datetime(2026, 3, 1, tzinfo=UTC)

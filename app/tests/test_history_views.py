@@ -12,7 +12,7 @@ from django.utils.html import escape
 from app.domain.interaction import Interaction
 from app.errors import HISTORY_BAD_DATE, HISTORY_DATE_ORDER, INVALID_CURSOR, LOGIN_REQUIRED_TO_CLAIM
 from app.services.mongo_repo import get_repository
-from app.visitor import VISITOR_KEY
+from app.views._visitor import VISITOR_KEY
 
 pytestmark = pytest.mark.usefixtures("store_settings")
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

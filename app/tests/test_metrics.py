@@ -15,8 +15,9 @@ from prometheus_client.samples import Sample
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.errors import METRICS_LOCAL_ONLY, METRICS_TOKEN_REQUIRED
-from app.services import metrics
-from app.services.metrics import is_internal_address, scrape_refusal
+from app.services import metrics, metrics_exposition
+from app.services.metrics_exposition import is_internal_address, scrape_refusal
+from app.services.outbox import outbox_depth
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-metrics-token-0123456789"
@@ -142,16 +143,14 @@ def test_store_errors_are_counted_by_action(client: Client, unreachable_store: S
 
 
 @pytest.mark.usefixtures("metrics_on")
-def test_pushed_queue_depth_is_exposed(client: Client) -> None:
-    metrics.set_queue_depth(model="pushed/model", depth=3)
+def test_worker_queue_depth_is_read_when_scraped(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_exposition, "queue_depths", lambda: {"pushed/model": 3})
     families = scrape(client)
     assert value(families, "django_hf_ml_queue_depth", "django_hf_ml_queue_depth", model="pushed/model") == 3
 
 
 @pytest.mark.usefixtures("metrics_on")
 def test_outbox_depth_is_read_when_scraped(client: Client) -> None:
-    from app.services.outbox import outbox_depth
-
     families = scrape(client)
     assert value(families, "django_hf_ml_outbox_pending", "django_hf_ml_outbox_pending") == outbox_depth()
 
@@ -237,7 +236,7 @@ def test_several_worker_processes_are_summed_in_multiprocess_mode(tmp_path: Path
     )
     for _ in range(2):  # two "workers", one after the other (different pids)
         subprocess.run([sys.executable, "-c", record], cwd=ROOT, env=env, check=True)
-    report = "from app.services import metrics; print(metrics.exposition().decode())"
+    report = "from app.services import metrics_exposition; print(metrics_exposition.exposition().decode())"
     text = subprocess.run(
         [sys.executable, "-c", report], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout

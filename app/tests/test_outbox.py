@@ -13,10 +13,11 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
 from app.services import mongo_repo
-from app.services.interactions import get_interaction, store_interaction
+from app.services.interactions import get_interaction
 from app.services.mongo_documents import to_document
 from app.services.mongo_repo import InteractionRepository, get_repository
 from app.services.outbox import Outbox, ReplayWorker, get_outbox, get_worker
+from app.services.records import store_interaction
 
 MINE = Scope(session_id="visitor-a")
 

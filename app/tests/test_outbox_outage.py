@@ -17,8 +17,8 @@ from django.test import Client
 from pymongo import MongoClient
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from app.api_auth import token_scope
 from app.services import mongo_repo, outbox
+from app.services.api_tokens import token_scope
 from app.services.local_store import server_executable, store_answers
 from app.tests.conftest import free_port
 

@@ -16,10 +16,10 @@ from django.conf import settings as django_settings
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from app.api_auth import METHOD_NOT_ALLOWED, TOKEN_INVALID, TOKEN_MALFORMED, token_scope
-from app.error_views import CSRF_FAILED, CSRF_FAILED_API, NOT_FOUND
-from app.security import CONTENT_SECURITY_POLICY
+from app.middleware import CONTENT_SECURITY_POLICY, METHOD_NOT_ALLOWED, TOKEN_INVALID, TOKEN_MALFORMED
+from app.services.api_tokens import token_scope
 from app.services.mongo_repo import get_repository
+from app.views.errors import CSRF_FAILED, CSRF_FAILED_API, NOT_FOUND
 
 TOKEN = "test-token-" + "x" * 32
 OTHER_TOKEN = "other-token-" + "y" * 32
@@ -271,7 +271,7 @@ def test_production_cookies_are_secure_and_hsts_is_on(tmp_path: Path) -> None:
 
 
 def test_server_error_is_json_under_api_and_a_page_elsewhere(rf: Any) -> None:
-    from app.error_views import SERVER_ERROR, server_error
+    from app.views.errors import SERVER_ERROR, server_error
 
     api = server_error(rf.get("/api/generate"))
     assert api.status_code == 500

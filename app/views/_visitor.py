@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from app.domain.interaction import Scope
+from app.middleware import bearer_scope
 
 VISITOR_KEY = "visitor_id"
 
@@ -22,8 +23,6 @@ def visitor_id(request: HttpRequest) -> str:
 
 
 def visitor_scope(request: HttpRequest) -> Scope:
-    from app.api_auth import bearer_scope
-
     # An API client authenticated by a bearer token sees only the token's interactions (no session).
     token_scope = bearer_scope(request)
     if token_scope is not None:

@@ -19,25 +19,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import reswap, retarget
 
 from app.domain.generation import GenerationParams
 from app.domain.streams import StreamEvent
-from app.errors import (
-    DomainError,
-    InteractionNotFound,
-    InvalidParams,
-    ModelNotOffered,
-    ModelUnavailable,
-    StoreUnavailable,
-    StreamNotFound,
-    TooManyRequests,
-)
-from app.forms import PromptForm
+from app.errors import InvalidParams, StreamNotFound
+from app.forms.prompt import PromptForm
 from app.services.generation import Ask, Stream, get_stream, start_stream, stop_stream
 from app.services.interactions import get_interaction
-from app.views import INDEX, _index_context, _vary_on_htmx, too_many_requests
-from app.visitor import visitor_scope
+from app.views._htmx import renders_problems, vary_on_htmx
+from app.views._visitor import visitor_scope
+from app.views.prompt import INDEX, invalid_prompt_form, submitted_form_context
 
 logger = logging.getLogger(__name__)
 
@@ -48,30 +39,29 @@ REGENERATE_PARAMS_GONE = "This answer's parameters are no longer valid; edit the
 
 
 @require_POST
+@vary_on_htmx
+@renders_problems(INDEX, page_context=submitted_form_context)
 def stream_start(request: HttpRequest) -> HttpResponse:
     form = PromptForm(request.POST)
     if not form.is_valid():
-        return _invalid_form(request, form)
+        return invalid_prompt_form(request, form)
     prompt_input = form.to_input()
     ask = Ask(prompt=prompt_input.prompt, params=prompt_input.params, model=prompt_input.model)
-    return _start(request, ask, form)
+    return _start(request, ask)
 
 
 @require_POST
+@vary_on_htmx
+@renders_problems(INDEX, page_context=submitted_form_context)
 def regenerate(request: HttpRequest, interaction_id: str) -> HttpResponse:
     """A new answer to an earlier prompt with the same parameters and model, linked to the old record."""
-    scope = visitor_scope(request)
+    earlier = get_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     try:
-        earlier = get_interaction(scope=scope, interaction_id=interaction_id)
         params = GenerationParams.from_mapping(earlier.params, ignore_unknown=True)
-    except InteractionNotFound as exc:
-        return _problem(request, exc, status=404)
-    except StoreUnavailable as exc:
-        return _problem(request, exc, status=503)
-    except InvalidParams:
-        return _problem(request, InvalidParams({}), status=422, message=REGENERATE_PARAMS_GONE)
+    except InvalidParams as exc:
+        raise InvalidParams(exc.errors, REGENERATE_PARAMS_GONE) from None
     ask = Ask(prompt=earlier.prompt, params=params, model=earlier.model, regenerated_from=earlier.id, use_cache=False)
-    return _start(request, ask, PromptForm(initial={"prompt": earlier.prompt}))
+    return _start(request, ask)
 
 
 @require_GET
@@ -88,14 +78,16 @@ def stream_events(request: HttpRequest, stream_id: str) -> HttpResponse:
 
 
 @require_POST
+@vary_on_htmx
+@renders_problems(INDEX, page_context=submitted_form_context)
 def stream_stop(request: HttpRequest, stream_id: str) -> HttpResponse:
     """Stop generating; the partial answer is recorded as ``cancelled`` and arrives on the SSE feed."""
     try:
         stream = stop_stream(stream_id, visitor_scope(request), wait_seconds=0.0 if request.htmx else 5.0)
-    except StreamNotFound as exc:
+    except StreamNotFound:
         if request.htmx:
             return HttpResponse(status=204)  # already over: the feed has delivered (or will deliver) the end
-        return _problem(request, exc, status=404)
+        raise
     if request.htmx:
         return HttpResponse(status=204)
     return _redirect_to_answer(stream)
@@ -104,23 +96,15 @@ def stream_stop(request: HttpRequest, stream_id: str) -> HttpResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _start(request: HttpRequest, ask: Ask, form: PromptForm) -> HttpResponse:
-    scope = visitor_scope(request)
-    try:
-        stream = start_stream(ask, scope)
-    except TooManyRequests as exc:
-        return too_many_requests(_problem(request, exc, status=429, form=form), exc)
-    except (ModelUnavailable, StoreUnavailable) as exc:
-        return _problem(request, exc, status=503, form=form)
-    except (ModelNotOffered, InvalidParams) as exc:
-        return _problem(request, exc, status=422, form=form)
+def _start(request: HttpRequest, ask: Ask) -> HttpResponse:
+    stream = start_stream(ask, visitor_scope(request))
     if not request.htmx:  # no JavaScript: wait for the whole answer, then show it
         stream.attached = True
         stream.ended.wait()
         return _redirect_to_answer(stream)
     if stream.finished:  # answered from the cache
-        return _vary_on_htmx(render(request, f"{INDEX}#answer-with-row", _done_context(stream)))
-    return _vary_on_htmx(render(request, f"{INDEX}#stream", {"stream": stream}))
+        return render(request, f"{INDEX}#answer-with-row", _done_context(stream))
+    return render(request, f"{INDEX}#stream", {"stream": stream})
 
 
 def _relay(request: HttpRequest, stream: Stream | None) -> Iterator[str]:
@@ -176,25 +160,3 @@ def _redirect_to_answer(stream: Stream) -> HttpResponse:
     if stream.interaction is not None:
         url = f"{url}?answer={stream.interaction.id}"
     return HttpResponseRedirect(url, status=303)
-
-
-def _invalid_form(request: HttpRequest, form: PromptForm) -> HttpResponse:
-    if request.htmx:
-        response = render(request, f"{INDEX}#prompt-form", {"form": form}, status=422)
-        return _vary_on_htmx(reswap(retarget(response, "#prompt-form"), "outerHTML"))
-    return _vary_on_htmx(render(request, INDEX, _index_context(request, form), status=422))
-
-
-def _problem(
-    request: HttpRequest,
-    error: DomainError,
-    *,
-    status: int,
-    form: PromptForm | None = None,
-    message: str | None = None,
-) -> HttpResponse:
-    text = message or error.message
-    if request.htmx:
-        return _vary_on_htmx(render(request, f"{INDEX}#problem", {"problem": text}, status=status))
-    context = _index_context(request, form or PromptForm(), problem=text)
-    return _vary_on_htmx(render(request, INDEX, context, status=status))

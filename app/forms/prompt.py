@@ -10,8 +10,7 @@ from django import forms
 from django.conf import settings
 
 from app.domain.generation import PARAM_BOUNDS, SEED_MAX, GenerationParams, check_params_for_task, format_number
-from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, InvalidParams, InvalidPrompt, ModelNotOffered
-from app.services.interactions import clean_prompt
+from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, PROMPT_TOO_LONG, InvalidParams, InvalidPrompt, ModelNotOffered
 from app.services.model_registry import offered_models, resolve_spec
 
 # The generation parameters the prompt form offers (the API accepts the same GenerationParams fields).
@@ -33,6 +32,16 @@ class PromptInput:
     prompt: str
     params: GenerationParams
     model: str | None = None
+
+
+def clean_prompt(text: str) -> str:
+    """The prompt as it will be sent to the model, or ``InvalidPrompt`` with the reason."""
+    if not text.strip():
+        raise InvalidPrompt(PROMPT_EMPTY)
+    limit = settings.PROMPT_MAX_CHARS
+    if len(text) > limit:
+        raise InvalidPrompt(PROMPT_TOO_LONG.format(limit=limit))
+    return text.strip()
 
 
 def _number_input(name: str, step: float | str) -> forms.CharField:

@@ -1,4 +1,4 @@
-"""Error pages: JSON under ``/api/``, a friendly page everywhere else; never Django's debug-less defaults."""
+"""Error pages: JSON under ``/api/`` and ``/v1/``, a friendly page elsewhere; never Django's bare defaults."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 
-from app.api_auth import is_api_request
+from app.middleware import is_api_request
 
 logger = logging.getLogger(__name__)
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from app.errors import StoreUnavailable
+from app.forms.stats import StatsRangeForm
 from app.services.stats import DEFAULT_RANGE, RANGES, compute_stats
 from app.services.stats_charts import build_stats_page
-from app.stats_forms import StatsRangeForm
-from app.visitor import visitor_scope
+from app.views._htmx import page_or_fragment, vary_on_htmx
+from app.views._visitor import visitor_scope
 
 STATS = "app/stats.html"
 
 
 @require_GET
+@vary_on_htmx
 def stats_page(request: HttpRequest) -> HttpResponse:
     form = StatsRangeForm(request.GET)
     scope = visitor_scope(request)
@@ -41,7 +41,4 @@ def stats_page(request: HttpRequest) -> HttpResponse:
             status = 503
         else:
             context["page"] = build_stats_page(report)
-    template = f"{STATS}#stats-body" if request.htmx else STATS
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return page_or_fragment(request, STATS, "stats-body", context, status=status)

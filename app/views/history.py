@@ -5,21 +5,21 @@ Every URL renders a full page when opened directly and a fragment for htmx (``Va
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from app.domain.filters import HistoryFilter
-from app.errors import LOGIN_REQUIRED_TO_CLAIM, InteractionNotFound, StoreUnavailable
-from app.history_forms import HistoryFilterForm, ImportForm, filter_form
+from app.errors import LOGIN_REQUIRED_TO_CLAIM, LoginRequired, StoreUnavailable
+from app.forms.history import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
-from app.visitor import visitor_id, visitor_scope
+from app.views._htmx import renders_problems, vary_on_htmx
+from app.views._visitor import visitor_id, visitor_scope
+from app.views.api import streamed
 from django_hf_ml.choices import SUPPORTED_TASKS
 
 HISTORY = "app/history.html"
@@ -33,11 +33,6 @@ NOTICE_KEY = "history_notice"
 def _notify(request: HttpRequest, text: str) -> None:
     """A one-time notice shown on the next history page (after a redirect)."""
     request.session[NOTICE_KEY] = text
-
-
-def _vary(response: HttpResponse) -> HttpResponse:
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _list_context(request: HttpRequest, form: HistoryFilterForm) -> dict[str, Any]:
@@ -55,6 +50,11 @@ def _list_context(request: HttpRequest, form: HistoryFilterForm) -> dict[str, An
     return context
 
 
+def _history_context(request: HttpRequest) -> dict[str, Any]:
+    """The history page around a problem (a delete, restore or claim that failed)."""
+    return _list_context(request, filter_form(request.GET))
+
+
 def _status(context: dict[str, Any]) -> int:
     if context.get("field_errors"):
         return 400
@@ -62,6 +62,7 @@ def _status(context: dict[str, Any]) -> int:
 
 
 @require_GET
+@vary_on_htmx
 def history_page(request: HttpRequest) -> HttpResponse:
     form = filter_form(request.GET)
     context = _list_context(request, form)
@@ -71,7 +72,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
         partial = "rows" if form.data.get("cursor") and status == 200 else "results"
         # htmx swaps 422 (not 400) in this app, so the reason shows next to the filters.
         status = 422 if status == 400 else status
-        return _vary(render(request, f"{HISTORY}#{partial}", context, status=status))
+        return render(request, f"{HISTORY}#{partial}", context, status=status)
     scope = visitor_scope(request)
     context.update(
         shared=scope.shared,
@@ -82,7 +83,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
         deleted_id=request.GET.get("deleted", ""),
         notice=request.session.pop(NOTICE_KEY, ""),
     )
-    return _vary(render(request, HISTORY, context, status=status))
+    return render(request, HISTORY, context, status=status)
 
 
 def _claimable(request: HttpRequest) -> bool:
@@ -95,30 +96,24 @@ def _claimable(request: HttpRequest) -> bool:
 
 
 @require_POST
+@vary_on_htmx
+@renders_problems(HISTORY, page_context=_history_context)
 def delete_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
     """Soft delete: the row is replaced by an "Undo" for a few seconds (the store keeps it a while)."""
-    try:
-        interaction = history.delete_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
-    except InteractionNotFound as exc:
-        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=404))
-    except StoreUnavailable as exc:
-        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503))
+    interaction = history.delete_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     if request.htmx:
-        return _vary(render(request, f"{HISTORY}#deleted-row", {"interaction": interaction}))
+        return render(request, f"{HISTORY}#deleted-row", {"interaction": interaction})
     return HttpResponseRedirect(f"{reverse('app:history')}?deleted={interaction.id}", status=303)
 
 
 @require_POST
+@vary_on_htmx
+@renders_problems(HISTORY, page_context=_history_context)
 def restore_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
-    try:
-        interaction = history.restore_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
-    except InteractionNotFound as exc:
-        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=404))
-    except StoreUnavailable as exc:
-        return _vary(render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503))
+    interaction = history.restore_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     if request.htmx:
         row = history.HistoryRow(interaction=interaction, prompt=[], output=[])
-        return _vary(render(request, f"{HISTORY}#row", {"row": row, "restored": True}))
+        return render(request, f"{HISTORY}#row", {"row": row, "restored": True})
     return HttpResponseRedirect(reverse("app:history"), status=303)
 
 
@@ -141,15 +136,8 @@ def _export_filters(request: HttpRequest) -> HistoryFilter | HttpResponse:
     form = filter_form(request.GET)
     if not form.is_valid():
         context = _list_context(request, form)
-        return _vary(render(request, HISTORY, context, status=400))
+        return render(request, HISTORY, context, status=400)
     return form.to_filter()
-
-
-def streamed(lines: Iterator[str], *, content_type: str, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_GET
@@ -185,13 +173,11 @@ def import_history(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@renders_problems(HISTORY, page_context=_history_context)
 def claim(request: HttpRequest) -> HttpResponse:
     """Move the interactions this browser made before logging in to the logged-in user."""
     if not request.user.is_authenticated:
-        return render(request, f"{HISTORY}#problem", {"problem": LOGIN_REQUIRED_TO_CLAIM}, status=403)
-    try:
-        moved = history.claim_history(session_id=visitor_id(request), user_id=str(request.user.pk))
-    except StoreUnavailable as exc:
-        return render(request, f"{HISTORY}#problem", {"problem": exc.message}, status=503)
+        raise LoginRequired(LOGIN_REQUIRED_TO_CLAIM)
+    moved = history.claim_history(session_id=visitor_id(request), user_id=str(request.user.pk))
     _notify(request, f"Moved {moved} interaction{'' if moved == 1 else 's'} to your account.")
     return HttpResponseRedirect(reverse("app:history"), status=303)

@@ -1,0 +1,49 @@
+"""The one way an interaction is written: through the durable local outbox, then MongoDB."""
+
+from __future__ import annotations
+
+import logging
+
+from app.domain.interaction import Interaction
+from app.errors import StoreUnavailable
+from app.services.metrics import observe_interaction
+from app.services.mongo_repo import get_repository
+from app.services.outbox import OutboxError, get_outbox, get_worker
+
+logger = logging.getLogger(__name__)
+
+
+def store_interaction(interaction: Interaction) -> None:
+    """The one way an interaction is written: every caller (form, API, stream) goes through here.
+
+    The interaction is first committed to the durable local outbox (fsync'd), then written to
+    MongoDB. When MongoDB is unreachable, or older interactions are still waiting, it stays in the
+    outbox for the replay worker and this returns normally: the visitor still gets the answer.
+    Only when the outbox itself cannot be written *and* MongoDB fails is ``StoreUnavailable`` raised.
+    """
+    observe_interaction(interaction)
+    outbox = get_outbox()
+    try:
+        seq = outbox.add(interaction)
+    except OutboxError:
+        logger.error("Outbox unavailable; writing interaction %s straight to MongoDB", interaction.id)
+        get_repository().insert(interaction)
+        return
+    try:
+        if outbox.has_pending_before(seq):  # keep the order: queue behind the older ones
+            get_worker().wake()
+            return
+        get_repository().insert(interaction)
+    except StoreUnavailable:
+        logger.warning("MongoDB unreachable: interaction %s kept in the outbox for replay", interaction.id)
+        get_worker().wake()
+        return
+    except OutboxError:
+        get_worker().wake()
+        return
+    try:
+        outbox.remove(interaction.id)
+    except OutboxError:
+        logger.warning(
+            "Interaction %s is stored but still listed in the outbox (a replay finds it stored)", interaction.id
+        )
