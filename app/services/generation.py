@@ -23,7 +23,7 @@ from app.domain.generation import GenerationParams, GenerationResult, check_para
 from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
 from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
-from app.services.inference import InferenceRequest
+from app.services.engines.worker import InferenceRequest
 from app.services.model_registry import GenerationService, service_for
 from app.services.rate_limit import check_rate_limit
 from app.services.records import store_interaction

@@ -77,7 +77,7 @@ def model_status() -> ModelStatus:
 
 def _configured_model_availability(configured: str, models_dir: Path) -> tuple[bool, str, str | None]:
     """(loadable, source, error) for HF_MODEL (empty: the bundled model) without loading anything."""
-    from app.services.nlp_service import looks_like_path
+    from app.services.engines.transformers_model import looks_like_path
 
     if not configured:
         if is_converted(converted_model_dir(models_dir)):

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Protocol
 from django.conf import settings
 
 from app.errors import ModelNotOffered
+from app.services.engines.tgi import remote_service
 from app.services.nlp_service import default_service, get_service
-from app.services.remote import remote_service
 from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
 from django_hf_ml.envconfig import validate_task_name
 
 if TYPE_CHECKING:
     from app.domain.generation import GenerationParams, GenerationResult
-    from app.services.inference import InferenceRequest, ModelWorker
+    from app.services.engines.worker import InferenceRequest, ModelWorker
 
 logger = logging.getLogger(__name__)
 

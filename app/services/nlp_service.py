@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from app.domain.generation import (
     Completion,
-    FinishReason,
     GenerationParams,
     GenerationResult,
     ModelKind,
@@ -49,7 +46,18 @@ from app.services.device import (
     resolve_runtime,
     torch_dtype,
 )
-from app.services.inference import LazyWorker, LocalBackend
+from app.services.engines.transformers_batch import LocalBackend
+from app.services.engines.transformers_model import (
+    LoadedModel,
+    decode_text,
+    describe_failure,
+    eos_token_ids,
+    finish_reason,
+    from_pretrained_cache_first,
+    looks_like_path,
+    task_prefix,
+)
+from app.services.engines.worker import LazyWorker
 from app.services.metrics import observe_model_load
 from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
 
@@ -57,7 +65,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from app.services.inference import InferenceRequest, ModelWorker
+    from app.services.engines.worker import InferenceRequest, ModelWorker
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +77,6 @@ FIX_MODEL_SETTING = (
     "and check that HF_TASK matches the model (text2text-generation for T5/BART-style models, "
     "text-generation for GPT/Llama-style models)."
 )
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A tokenizer and model ready for inference."""
-
-    tokenizer: PreTrainedTokenizerBase
-    model: PreTrainedModel
-    kind: ModelKind
-    prompt_prefix: str
-    eos_token_ids: frozenset[int]
-    pad_token_id: int | None
 
 
 class NLPService:
@@ -151,7 +147,7 @@ class NLPService:
         try:
             loaded = self._load()
         except Exception as exc:
-            failure = exc if isinstance(exc, ModelUnavailable) else self._unavailable(_describe_failure(exc, self.kind))
+            failure = exc if isinstance(exc, ModelUnavailable) else self._unavailable(describe_failure(exc, self.kind))
             logger.exception("Loading model %s (%s) failed", self.model, self.task)
             self._last_failure, self._last_failure_at = failure, time.monotonic()
             if failure is exc:
@@ -179,7 +175,7 @@ class NLPService:
     def _load_tokenizer(self, source: str) -> PreTrainedTokenizerBase:
         from transformers import AutoTokenizer
 
-        tokenizer: PreTrainedTokenizerBase = _from_pretrained_cache_first(AutoTokenizer, source, token=self._token)
+        tokenizer: PreTrainedTokenizerBase = from_pretrained_cache_first(AutoTokenizer, source, token=self._token)
         return tokenizer
 
     def _load_model(self, source: str) -> PreTrainedModel:
@@ -188,7 +184,7 @@ class NLPService:
         profile = self._resolve_runtime()
         apply_threads(profile)
         auto_class = AutoModelForCausalLM if self.kind == "causal" else AutoModelForSeq2SeqLM
-        model: PreTrainedModel = _from_pretrained_cache_first(
+        model: PreTrainedModel = from_pretrained_cache_first(
             auto_class, source, token=self._token, dtype=torch_dtype(profile.dtype)
         )
         model = apply_runtime(model, profile)  # device, then int8 quantization when asked; eval mode
@@ -210,13 +206,13 @@ class NLPService:
             tokenizer.pad_token = tokenizer.eos_token
         if self.kind == "causal":
             tokenizer.padding_side = "left"  # batched decoder-only generation needs left padding
-        eos_ids = _eos_token_ids(tokenizer, model)
+        eos_ids = eos_token_ids(tokenizer, model)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=None)
         return LoadedModel(
             tokenizer=tokenizer,
             model=model,
             kind=self.kind,
-            prompt_prefix=_task_prefix(model, self.task),
+            prompt_prefix=task_prefix(model, self.task),
             eos_token_ids=eos_ids,
             pad_token_id=pad_id,
         )
@@ -295,10 +291,10 @@ class NLPService:
         output_ids = self._generate_ids(loaded, inputs, params)
         new_ids = self._new_token_ids(loaded, output_ids[0], prompt_tokens)
         return Completion(
-            text=self._decode(loaded, new_ids),
+            text=decode_text(loaded, new_ids),
             prompt_tokens=prompt_tokens,
             output_tokens=len(new_ids),
-            finish_reason=_finish_reason(loaded, new_ids, params.max_new_tokens),
+            finish_reason=finish_reason(loaded, new_ids, params.max_new_tokens),
         )
 
     def _encode(self, loaded: LoadedModel, prompt: str) -> dict[str, torch.Tensor]:
@@ -339,64 +335,6 @@ class NLPService:
             if token_id in loaded.eos_token_ids:
                 break
         return new_ids
-
-    @staticmethod
-    def _decode(loaded: LoadedModel, new_ids: list[int]) -> str:
-        text = cast(str, loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
-        return text.strip()
-
-
-def _finish_reason(loaded: LoadedModel, new_ids: list[int], max_new_tokens: int) -> FinishReason:
-    ended_on_eos = bool(new_ids) and new_ids[-1] in loaded.eos_token_ids
-    return "stop" if ended_on_eos or len(new_ids) < max_new_tokens else "length"
-
-
-def _eos_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> frozenset[int]:
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    ids = set(configured if isinstance(configured, list) else [configured])
-    ids.add(tokenizer.eos_token_id)
-    return frozenset(i for i in ids if isinstance(i, int))
-
-
-def _task_prefix(model: PreTrainedModel, task: str) -> str:
-    """T5-style models declare an input prefix per task, e.g. ``summarize: ``."""
-    task_params = getattr(model.config, "task_specific_params", None) or {}
-    prefix = task_params.get(task, {}).get("prefix", "")
-    return prefix if isinstance(prefix, str) else ""
-
-
-def looks_like_path(source: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else is treated as a folder."""
-    if Path(source).expanduser().exists():
-        return True
-    return source.startswith((".", "~", "/")) or "\\" in source or source.count("/") > 1 or ":" in source
-
-
-def _from_pretrained_cache_first(auto_class: Any, source: str, **kwargs: Any) -> Any:
-    """Load from a local folder or the hub cache without touching the network; download only on a miss.
-
-    Without this, a cached hub id still sends HEAD requests, which retry for ~45 s when offline.
-    """
-    kwargs = {name: value for name, value in kwargs.items() if value is not None}
-    try:
-        return auto_class.from_pretrained(source, local_files_only=True, **kwargs)
-    except OSError:
-        if os.path.isdir(source):
-            raise
-    logger.info("%s is not in the Hugging Face cache; trying to download it", source)
-    return auto_class.from_pretrained(source, **kwargs)
-
-
-def _describe_failure(exc: Exception, kind: ModelKind) -> str:
-    """A short, user-facing reason for a failed load."""
-    text = str(exc)
-    if isinstance(exc, ValueError) and "Unrecognized configuration class" in text:
-        wanted = "a seq2seq (text2text-generation)" if kind == "seq2seq" else "a causal (text-generation)"
-        return f"it is not {wanted} model"
-    if isinstance(exc, OSError) and ("couldn't connect" in text or "cached files" in text):
-        return "it is not a local folder, not in the Hugging Face cache, and could not be downloaded (no internet?)"
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
 
 
 # --- Process-wide registry ---------------------------------------------------------------------

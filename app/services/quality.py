@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.services.device import RuntimeProfile, RuntimeRequest, run_off_main_thread
-from app.services.nlp_service import LoadedModel, NLPService
+from app.services.engines.transformers_model import LoadedModel
+from app.services.nlp_service import NLPService
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.domain.generation import GenerationParams
 from app.errors import ModelUnavailable
-from app.services import generation, model_registry, remote
-from app.services.remote import RemoteService, tgi_parameters
+from app.services import generation, model_registry
+from app.services.engines import tgi as remote
+from app.services.engines.tgi import RemoteService, tgi_parameters
 
 TOKEN = "hf_test_token_123456"
 

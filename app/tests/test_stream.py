@@ -16,7 +16,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from app.domain.generation import GenerationParams
 from app.errors import MODEL_NOT_OFFERED, PROMPT_EMPTY, STREAM_NOT_FOUND
 from app.services import answer_cache, generation, model_registry, rate_limit
-from app.services.inference import LocalBackend
+from app.services.engines.transformers_batch import LocalBackend
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
 from app.tests.test_inference import SlowNoEos

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from app.domain.generation import FinishReason, GenerationParams, GenerationResult
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.inference import InferenceRequest, LazyWorker, ModelWorker
+from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker
 from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:
