@@ -11,7 +11,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_hf_ml.settings")
     if sys.argv[1:2] == ["doctor"]:
         # The doctor must also explain settings that refuse to load (bad .env values).
-        from app.services.doctor import run_if_settings_broken
+        from app.services.doctor.env_file import run_if_settings_broken
 
         run_if_settings_broken()
     from django.core.management import execute_from_command_line

@@ -283,7 +283,7 @@ def memory_probe(models: int) -> None:
     import torch  # noqa: F401  (the baseline process has torch imported too)
 
     from app.domain.generation import GenerationParams
-    from app.services.nlp_service import NLPService
+    from app.services.engines.transformers_service import NLPService
 
     held = []
     for _ in range(models):

@@ -35,7 +35,7 @@ from app.domain.interaction import Interaction, Scope
 from app.domain.search import parse_query
 from app.services.local_store import temporary_store  # noqa: E402
 from app.services.mongo_repo import InteractionRepository
-from app.services.stats import compute_stats  # noqa: E402
+from app.services.stats import compute_stats
 
 VISITOR = Scope(session_id="bench-visitor")
 OTHER = Scope(session_id="bench-other")

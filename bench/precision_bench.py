@@ -30,13 +30,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.services.device import (
+from app.services.device import (  # noqa: E402
     RuntimeProfile,
     RuntimeRequest,
     RuntimeUnavailable,
-    load_model_for_runtime,
+    apply_runtime,
+    apply_threads,
     resolve_runtime,
     run_off_main_thread,
+    torch_dtype,
 )
 from app.services.quality import QUALITY_PROMPTS  # noqa: E402
 
@@ -135,7 +137,8 @@ def measure(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     started = time.perf_counter()
-    model = load_model_for_runtime(AutoModelForCausalLM, str(folder), profile)
+    apply_threads(profile)
+    model = apply_runtime(AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype(profile.dtype)), profile)
     load_seconds = time.perf_counter() - started
     results = []
     for batch in batches:

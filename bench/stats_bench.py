@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.domain.ids import utc_now
 from app.domain.interaction import Interaction, Scope
+from app.domain.stats import RANGES
 from app.services.local_store import temporary_store  # noqa: E402
 from app.services.mongo_repo import InteractionRepository
-from app.services.stats import RANGES, compute_stats, scope_match  # noqa: E402
+from app.services.stats import compute_stats, scope_match
 
 VISITOR = Scope(session_id="stats-bench-visitor")
 OTHER = Scope(session_id="stats-bench-other")

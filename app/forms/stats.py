@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from app.domain.stats import DEFAULT_RANGE, RANGES
 from app.errors import STATS_RANGE_INVALID
-from app.services.stats import DEFAULT_RANGE, RANGES
 
 RANGE_CHOICES = [(key, stats_range.label) for key, stats_range in RANGES.items()]
 

@@ -2,14 +2,14 @@
 
 Three layers, so settings stay free of torch:
 
-- ``parse_device`` / ``parse_dtype`` / ``parse_threads`` check the *syntax* of ``HF_DEVICE``,
-  ``HF_DTYPE`` and ``HF_THREADS`` when settings are imported (``ImproperlyConfigured`` naming the
-  variable and the allowed values).
+- ``django_hf_ml.envconfig.parse_device`` / ``parse_dtype`` / ``parse_threads`` check the *syntax*
+  of ``HF_DEVICE``, ``HF_DTYPE`` and ``HF_THREADS`` when settings are read (``ImproperlyConfigured``
+  naming the variable and the allowed values).
 - ``resolve_runtime`` imports torch and turns the request into a ``RuntimeProfile`` (``auto``
   becomes a real device and dtype). A device that is asked for but missing, or a dtype the device
   cannot run, raises ``RuntimeUnavailable`` naming the variable: never a silent fallback.
-- ``load_model_for_runtime`` / ``apply_runtime`` load a model with the profile's dtype, move it to
-  the device and quantize it (``int8``: dynamic quantization of ``torch.nn.Linear``, CPU only).
+- ``apply_runtime`` takes a model loaded in the profile's dtype (``torch_dtype``), moves it to
+  the device and quantizes it (``int8``: dynamic quantization of ``torch.nn.Linear``, CPU only).
 
 ``describe_runtime()`` resolves the configured settings for logs, ``/readyz`` and ``doctor``.
 """
@@ -224,13 +224,6 @@ def quantize_int8(model: Any) -> Any:
         from torch.ao.quantization import quantize_dynamic
 
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def load_model_for_runtime(auto_class: Any, source: str, profile: RuntimeProfile, **kwargs: Any) -> Any:
-    """``auto_class.from_pretrained`` in the profile's dtype, then moved/quantized for the profile."""
-    apply_threads(profile)
-    model = auto_class.from_pretrained(source, dtype=torch_dtype(profile.dtype), **kwargs)
-    return apply_runtime(model, profile)
 
 
 def _cuda_count(torch_module: Any) -> int:

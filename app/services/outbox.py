@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bson import json_util
 
@@ -365,8 +364,3 @@ def outbox_depth() -> int:
         return get_outbox().depth()
     except OutboxError:
         return 0
-
-
-def status() -> dict[str, Any]:
-    outbox = get_outbox()
-    return {"depth": outbox.depth(), "failed": outbox.failed_count(), "path": str(outbox.path)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.services.device import RuntimeProfile, RuntimeRequest, run_off_main_thread
 from app.services.engines.transformers_model import LoadedModel
-from app.services.nlp_service import NLPService
+from app.services.engines.transformers_service import NLPService
 
 logger = logging.getLogger(__name__)
 

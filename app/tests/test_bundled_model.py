@@ -22,8 +22,9 @@ from app.services.bundled_model import (
     ensure_bundled_model,
     is_converted,
 )
-from app.services.nlp_service import CAUSAL_TASK, NLPService, bundled_models_dir
-from django_hf_ml.choices import BUNDLED_MODEL_ID
+from app.services.engines.transformers_service import NLPService
+from app.services.nlp_service import bundled_models_dir
+from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
 
 
 def fake_converted_model(models_dir: Path) -> Path:

@@ -31,7 +31,7 @@ from app.services.device import (
     resolve_runtime,
     runtime_report,
 )
-from app.services.nlp_service import NLPService
+from app.services.engines.transformers_service import NLPService
 from app.tests.test_settings import load_settings
 from django_hf_ml.envconfig import (
     DEVICE_INVALID,
@@ -392,7 +392,8 @@ def test_run_off_main_thread_reraises_the_error() -> None:
 
 
 def test_doctor_shows_the_resolved_device_dtype_and_threads(settings: SettingsWrapper, no_gpu: None) -> None:
-    from app.services.doctor import Finding, check_runtime
+    from app.services.doctor.checks import check_runtime
+    from app.services.doctor.findings import Finding
 
     settings.HF_DEVICE, settings.HF_DTYPE, settings.HF_THREADS = "auto", "auto", 1
     assert check_runtime(settings) == [
@@ -401,7 +402,7 @@ def test_doctor_shows_the_resolved_device_dtype_and_threads(settings: SettingsWr
 
 
 def test_doctor_fails_on_a_missing_gpu_naming_hf_device(settings: SettingsWrapper, no_gpu: None) -> None:
-    from app.services.doctor import check_runtime
+    from app.services.doctor.checks import check_runtime
 
     settings.HF_DEVICE = "cuda"
     [finding] = check_runtime(settings)
@@ -412,7 +413,7 @@ def test_doctor_fails_on_a_missing_gpu_naming_hf_device(settings: SettingsWrappe
 def test_doctor_warns_about_int8_and_more_threads_than_cores(
     settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services.doctor import check_runtime
+    from app.services.doctor.checks import check_runtime
 
     monkeypatch.setattr(device, "available_cpus", lambda: 2)
     settings.HF_DEVICE, settings.HF_DTYPE, settings.HF_THREADS = "cpu", "int8", 8

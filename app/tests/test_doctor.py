@@ -16,7 +16,7 @@ from django.core.management import call_command
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.services import mongo_repo
-from app.services.doctor import check_env_file, known_variables
+from app.services.doctor.env_file import check_env_file, known_variables
 
 KNOWN = known_variables(Path(django_settings.BASE_DIR) / ".env.example")
 
@@ -157,7 +157,7 @@ def test_doctor_explains_settings_that_refuse_to_load(tmp_path: Path) -> None:
 def test_production_without_secret_key_or_hosts_names_the_missing_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services.doctor import check_missing, env_values
+    from app.services.doctor.env_file import check_missing, env_values
 
     for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "MONGO_URI"):
         monkeypatch.delenv(name, raising=False)
@@ -172,7 +172,7 @@ def test_production_without_secret_key_or_hosts_names_the_missing_variables(
 
 
 def test_debug_setup_needs_no_production_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.services.doctor import check_missing, env_values
+    from app.services.doctor.env_file import check_missing, env_values
 
     monkeypatch.delenv("DEBUG", raising=False)
     env_file = tmp_path / ".env"

@@ -14,8 +14,8 @@ from app.domain.generation import GenerationParams, GenerationResult
 from app.domain.streams import StreamEvent
 from app.errors import QueueFull
 from app.services.engines.transformers_batch import LocalBackend, pad_batch
+from app.services.engines.transformers_service import NLPService
 from app.services.engines.worker import InferenceRequest, ModelWorker, batch_key
-from app.services.nlp_service import NLPService
 
 GREEDY_12 = GenerationParams(max_new_tokens=12)
 PROMPTS = (

@@ -17,8 +17,8 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 from app.domain.generation import GenerationParams
 from app.services import nlp_service
 from app.services.device import RuntimeRequest, quantize_int8
+from app.services.engines.transformers_service import NLPService
 from app.services.mongo_repo import get_repository
-from app.services.nlp_service import NLPService
 from app.services.quality import (
     Generation,
     PromptComparison,

@@ -10,10 +10,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from app.domain.generation import GenerationParams
 from app.errors import ModelNotOffered
 from app.services import model_registry, nlp_service
+from app.services.engines.transformers_service import NLPService
 from app.services.model_registry import LoadedModels, ModelSpec, offered_models, resolve_spec, service_for
-from app.services.nlp_service import NLPService
 from django_hf_ml.choices import BUNDLED_MODEL_ID
 from django_hf_ml.envconfig import parse_models
 
@@ -176,4 +177,4 @@ def test_loading_real_models_keeps_within_the_budget(tiny_causal_model: Path, ti
 
     assert (first.is_loaded, second.is_loaded, third.is_loaded) == (True, False, True)
     assert tracker.loaded_bytes() <= tracker.budget_bytes
-    assert second.generate("Hello", nlp_service.GenerationParams(max_new_tokens=2)).output_tokens >= 1  # reloads
+    assert second.generate("Hello", GenerationParams(max_new_tokens=2)).output_tokens >= 1  # reloads

@@ -29,7 +29,8 @@ from app.domain.generation import (
 )
 from app.errors import PARAMS_INVALID, PROMPT_EMPTY, InvalidParams, InvalidPrompt, ModelUnavailable, UnsupportedTask
 from app.services import nlp_service
-from app.services.nlp_service import NLPService, default_service, get_service
+from app.services.engines.transformers_service import NLPService
+from app.services.nlp_service import default_service, get_service
 from django_hf_ml.choices import BUNDLED_MODEL_ID, SUPPORTED_TASKS
 
 if TYPE_CHECKING:

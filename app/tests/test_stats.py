@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.domain import stats as domain_stats
 from app.domain.interaction import Interaction, Scope
+from app.domain.stats import percentile
 from app.errors import StoreUnavailable
 from app.services import stats
 from app.services.mongo_repo import InteractionRepository
-from app.services.stats import compute_stats, percentile
+from app.services.stats import compute_stats
 
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 ALICE = Scope(session_id="alice")
@@ -75,17 +77,17 @@ def seeded(repo: InteractionRepository) -> InteractionRepository:
     return repo
 
 
-def report(repo: InteractionRepository, range_key: str) -> stats.StatsReport:
+def report(repo: InteractionRepository, range_key: str) -> domain_stats.StatsReport:
     return compute_stats(scope=ALICE, range_key=range_key, now=NOW, repository=repo)
 
 
-def by_model(result: stats.StatsReport) -> dict[str, stats.Figures]:
+def by_model(result: domain_stats.StatsReport) -> dict[str, domain_stats.Figures]:
     return {row.model: row.figures for row in result.models}
 
 
 def test_last_24h_per_model_figures_match_hand_computed(seeded: InteractionRepository) -> None:
     figures = by_model(report(seeded, "24h"))
-    assert figures[CAUSAL] == stats.Figures(
+    assert figures[CAUSAL] == domain_stats.Figures(
         interactions=4,
         errors=1,
         cancelled=0,
@@ -230,7 +232,7 @@ def test_pipeline_is_match_group_sort_on_the_indexed_owner_and_date() -> None:
 
 
 def test_the_range_match_uses_an_index(seeded: InteractionRepository) -> None:
-    since = stats.RANGES["7d"].since(NOW)
+    since = domain_stats.RANGES["7d"].since(NOW)
     plan = seeded.collection.find(stats.scope_match(ALICE, since=since)).explain()["queryPlanner"]["winningPlan"]
     assert "IXSCAN" in repr(plan)
 
@@ -265,4 +267,4 @@ def test_percentile_is_nearest_rank(values: list[float], fraction: float, expect
 
 def test_unknown_range_is_a_key_error() -> None:
     with pytest.raises(KeyError):
-        stats.get_range("1y")
+        domain_stats.get_range("1y")

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from app.services.charts import Bar, Series, bar_chart, format_number, line_chart, nice_ticks
+from app.presenters.charts import Bar, Series, bar_chart, format_number, line_chart, nice_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 

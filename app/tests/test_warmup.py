@@ -19,7 +19,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.services import nlp_service, warmup
-from app.services.nlp_service import NLPService
+from app.services.engines.transformers_service import NLPService
 from app.services.warmup import WarmupStatus, warm_up, warm_up_serving_process, warmup_enabled, warmup_status
 from app.tests.conftest import free_port
 
@@ -215,7 +215,8 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 WSGI_CHILD = """
 import threading, time
 import django_hf_ml.wsgi  # what gunicorn does in each worker
-from app.services.nlp_service import GenerationParams, default_service
+from app.domain.generation import GenerationParams
+from app.services.nlp_service import default_service
 for thread in threading.enumerate():
     if thread.name == "hf-warmup":
         thread.join(timeout=60)

@@ -7,10 +7,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from app.domain.stats import DEFAULT_RANGE, RANGES
 from app.errors import StoreUnavailable
 from app.forms.stats import StatsRangeForm
-from app.services.stats import DEFAULT_RANGE, RANGES, compute_stats
-from app.services.stats_charts import build_stats_page
+from app.presenters.stats_page import build_stats_page
+from app.services.stats import compute_stats
 from app.views._htmx import page_or_fragment, vary_on_htmx
 from app.views._visitor import visitor_scope
 

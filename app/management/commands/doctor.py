@@ -7,16 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from app.services.doctor import (
-    ROOT,
-    check_env_file,
-    check_missing,
-    env_file_path,
-    env_values,
-    known_variables,
-    report,
-    settings_checks,
-)
+from app.services.doctor.checks import settings_checks
+from app.services.doctor.env_file import ROOT, check_env_file, check_missing, env_file_path, env_values, known_variables
+from app.services.doctor.findings import report
 
 
 class Command(BaseCommand):

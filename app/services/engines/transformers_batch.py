@@ -22,7 +22,7 @@ from app.services.engines.worker import InferenceRequest
 if TYPE_CHECKING:
     import torch
 
-    from app.services.nlp_service import NLPService
+    from app.services.engines.transformers_service import NLPService
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.services.charts import Bar, Chart, Series, bar_chart, format_number, line_chart
-from app.services.stats import Figures, ModelStats, StatsReport
+from app.domain.stats import Figures, ModelStats, StatsReport
+from app.presenters.charts import Bar, Chart, Series, bar_chart, format_number, line_chart
 
 NO_VALUE = "—"
 
