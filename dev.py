@@ -2,7 +2,7 @@
 """The README's two commands, in plain Python so they work the same on Linux, macOS and Windows.
 
     python3 dev.py run     # set up .venv, dependencies, database, model and local store; serve on :8000
-    python3 dev.py test    # set up, then run the whole test suite (extra args go to pytest)
+    python3 dev.py test    # set up, run ruff and mypy, then the whole test suite (extra args go to pytest)
 
 Both are idempotent: a second run skips every step that is already done.
 """
@@ -90,10 +90,29 @@ def command_run(args: list[str]) -> int:
     return 0
 
 
+def static_checks() -> int:
+    """ruff (lint and format) and mypy: the same bar for every change, before any test runs."""
+    python = str(venv_python())
+    for name, command in (
+        ("ruff check", [python, "-m", "ruff", "check", "."]),
+        ("ruff format --check", [python, "-m", "ruff", "format", "--check", "."]),
+        ("mypy", [python, "-m", "mypy"]),
+    ):
+        say(f"Static check: {name}")
+        status = subprocess.call(command, cwd=ROOT)
+        if status:
+            say(f"{name} failed (exit {status}); fix it before the tests run")
+            return status
+    return 0
+
+
 def command_test(args: list[str]) -> int:
     ensure_venv()
     ensure_dependencies(with_tests=True)
     ensure_chromium()
+    status = static_checks()
+    if status:
+        return status
     return subprocess.call([str(venv_python()), "-m", "pytest", *args], cwd=ROOT)
 
 

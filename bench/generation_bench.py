@@ -15,7 +15,7 @@ Everything is measured in one run and printed as ratios, so a busy machine shift
     .venv/bin/python bench/generation_bench.py            # ~3–5 minutes on 2 cores
     .venv/bin/python bench/generation_bench.py --quick    # ~1–2 minutes, fewer and shorter requests
 
-Goals (issue #4): ≥ 2.5× baseline throughput at 8 clients; first token ≤ 1.5× one forward pass;
+Goals: ≥ 2.5× baseline throughput at 8 clients; first token ≤ 1.5× one forward pass;
 overhead ≤ 5 %; cached answer ≥ 50× faster. Starts its own throwaway SecantusDB and data folder.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -274,48 +273,12 @@ def cache_speedup(max_new_tokens: int, repeats: int) -> tuple[float, float, floa
 # --- Memory: fresh processes --------------------------------------------------------------------
 
 
-def memory_probe(models: int) -> None:
-    """Child process: load ``models`` SmolLM2 copies, generate once each, print peak RSS as JSON."""
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_hf_ml.settings")
-    django.setup()
-    import torch  # noqa: F401  (the baseline process has torch imported too)
-
-    from app.domain.generation import GenerationParams
-    from app.services.engines.transformers_service import NLPService
-
-    held = []
-    for _ in range(models):
-        service = NLPService(model=str(MODEL_DIR), task="text-generation")
-        service.generate("Hello", GenerationParams(max_new_tokens=4))
-        held.append(service)
-    weights = sum(service.memory_bytes() for service in held)
-    peak_mb = peak_rss_mb()
-    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "weights_mb": round(weights / 2**20, 1)}), flush=True)
-    for service in held:
-        service.unload()  # stop the worker threads before the interpreter exits
-    os._exit(0)  # skip interpreter teardown of torch's thread pools (it aborted once on a loaded machine)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. ``VmHWM`` is reset by exec; ``ru_maxrss`` is not (Linux keeps
-    the parent's high-water mark across fork+exec, which would make every child look as big as this bench)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # other systems
-
-
 def measure_memory(data_dir: Path) -> dict[int, dict[str, float]]:
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
     results = {}
     for models in (0, 1, 2):
         completed = subprocess.run(
-            [sys.executable, __file__, "--memory-probe", str(models)],
+            [sys.executable, str(ROOT / "bench" / "memory_probe.py"), str(models)],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -340,13 +303,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer and shorter requests (~1–2 min)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
-    if args.memory_probe is not None:
-        memory_probe(args.memory_probe)
-        return
-
     ensure_model()
     max_new_tokens = args.max_new_tokens or (16 if args.quick else 32)
     per_client = 1 if args.quick else 2

@@ -191,7 +191,7 @@ def measure(
         work[name] = WORK.work(action)
     results = {
         **{name: timed(action, repeat) for name, action in actions.items()},
-        # The stats page (issue 7), aggregated from scratch: a bounded range costs what it holds.
+        # The stats page, aggregated from scratch: a bounded range costs what it holds.
         "stats 24h": timed(
             lambda: compute_stats(scope=VISITOR, range_key="24h", now=newest, repository=repo, cache_seconds=0), repeat
         ),

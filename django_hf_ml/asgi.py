@@ -14,6 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_hf_ml.settings")
 
 application = get_asgi_application()
 
-from app.services.warmup import warm_up_serving_process  # noqa: E402  (needs the configured app registry)
+from app.services.serving import start_serving_process  # noqa: E402  (needs the configured app registry)
 
-warm_up_serving_process()
+start_serving_process()

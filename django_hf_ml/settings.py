@@ -77,7 +77,7 @@ MONGO_TIMEOUT_MS = env_int("MONGO_TIMEOUT_MS", 3000, minimum=100, maximum=60000)
 # The windowed history scan exists for stores that sort by materialising every match (the local
 # SecantusDB); a MongoDB/Atlas server sorts by index and can take one plain query per page (0).
 MONGO_WINDOWED_SCAN = env_bool("MONGO_WINDOWED_SCAN", True)
-# Durable local outbox (issue 5): interactions wait here while MongoDB is unreachable.
+# Durable local outbox: interactions wait here while MongoDB is unreachable.
 OUTBOX_PATH = Path(env_str("OUTBOX_PATH", str(DATA_DIR / "outbox.sqlite3"))).resolve()
 OUTBOX_RETRY_SECONDS = env_int("OUTBOX_RETRY_SECONDS", 2, minimum=1, maximum=3600)
 OUTBOX_MAX_RETRY_SECONDS = env_int("OUTBOX_MAX_RETRY_SECONDS", 60, minimum=1, maximum=3600)
@@ -91,7 +91,7 @@ PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 4000, minimum=1, maximum=200_000)
 RECENT_INTERACTIONS = env_int("RECENT_INTERACTIONS", 10, minimum=1, maximum=100)
 validate_task_name("HF_TASK", HF_TASK)
 
-# Hardware (issue #6): HF_DEVICE (auto|cpu|cuda|cuda:N|mps), HF_DTYPE (auto|float32|bfloat16|float16|int8),
+# Hardware: HF_DEVICE (auto|cpu|cuda|cuda:N|mps), HF_DTYPE (auto|float32|bfloat16|float16|int8),
 # HF_THREADS (empty: the cores this process may use). Only the syntax is checked here (no torch import);
 # whether the device exists is checked when the model loads, by `serve` and by `doctor`.
 HF_DEVICE = parse_device(env_str("HF_DEVICE", "auto"))
@@ -102,7 +102,7 @@ HF_THREADS = parse_threads(env_str("HF_THREADS", ""))
 # until it is ready; 0 → the model loads on the first request.
 HF_WARMUP: bool | None = env_bool("HF_WARMUP", False) if env_str("HF_WARMUP", "") else None
 
-# Serving (issue #4): several models, batching, limits, answer cache, remote inference.
+# Serving: several models, batching, limits, answer cache, remote inference.
 # HF_MODELS: extra models a visitor may pick, "id=task,id=task" (the default model is always offered).
 HF_MODELS = parse_models("HF_MODELS", env_str("HF_MODELS", ""))  # (id, task) pairs
 HF_MEMORY_BUDGET_MB = env_int("HF_MEMORY_BUDGET_MB", 4096, minimum=0, maximum=1_048_576)  # 0: never unload
@@ -120,7 +120,7 @@ if HF_ENDPOINT_URL and not HF_ENDPOINT_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"HF_ENDPOINT_URL={HF_ENDPOINT_URL!r} must start with http:// or https://.")
 HF_REMOTE_TIMEOUT_S = env_int("HF_REMOTE_TIMEOUT_S", 120, minimum=1, maximum=3600)
 
-# --- Metrics (/metrics in the Prometheus text format; issue 7) -----------------------------
+# --- Metrics (/metrics in the Prometheus text format) -----------------------------
 # Off by default. With METRICS_TOKEN set, scrapers must send "Authorization: Bearer <token>";
 # without it only loopback/private-network clients that did not come through a proxy may scrape.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
@@ -131,7 +131,7 @@ if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or any(ch.isspace() for ch in METR
         '`python -c "import secrets; print(secrets.token_urlsafe(32))"`, or empty.'
     )
 
-# --- History (issue 3: browse, search, export/import, delete) --------------------------------
+# --- History (browse, search, export/import, delete) --------------------------------
 # 1: one shared history for everyone using this install (a trusted team); 0: each visitor (or
 # logged-in user) sees only their own interactions.
 HISTORY_SHARED = env_bool("HISTORY_SHARED", False)
@@ -203,7 +203,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Production hardening (issue 5). HSTS only applies with DEBUG=0; redirect and proxy header are opt-in.
+# Production hardening. HSTS only applies with DEBUG=0; redirect and proxy header are opt-in.
 SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

@@ -216,6 +216,17 @@ FinishReason = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True)
+class Ask:
+    """What a visitor asked for."""
+
+    prompt: str
+    params: GenerationParams
+    model: str | None = None
+    regenerated_from: str | None = None
+    use_cache: bool = True  # Regenerate asks the model again even for a deterministic request
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     """What one ``generate()`` call produced and how long each part took."""
 

@@ -98,7 +98,7 @@ class HistoryFilterForm(forms.Form):
         return self.cleaned_data.get("cursor")
 
     def errors_by_field(self) -> dict[str, str]:
-        return {name: " ".join(messages) for name, messages in self.errors.items()}
+        return {name: " ".join(str(message) for message in messages) for name, messages in self.errors.items()}
 
     def filter_query(self, **overrides: str) -> str:
         """The filters as a query string (no cursor), for links: export, load more, clear."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
-from app.domain.generation import PARAM_BOUNDS, SEED_MAX, GenerationParams, check_params_for_task, format_number
+from app.domain.generation import PARAM_BOUNDS, SEED_MAX, Ask, GenerationParams, check_params_for_task, format_number
 from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, PROMPT_TOO_LONG, InvalidParams, InvalidPrompt, ModelNotOffered
 from app.services.model_registry import offered_models, resolve_spec
 
@@ -25,13 +24,6 @@ FORM_PARAM_FIELDS: tuple[str, ...] = (
     "do_sample",
 )
 MODEL_NOT_TEXT = "model must be the id of an offered model."
-
-
-@dataclass(frozen=True)
-class PromptInput:
-    prompt: str
-    params: GenerationParams
-    model: str | None = None
 
 
 def clean_prompt(text: str) -> str:
@@ -106,8 +98,9 @@ class PromptForm(forms.Form):
                 self.add_error(name if name in self.fields else None, message)
         return cleaned
 
-    def to_input(self) -> PromptInput:
-        return PromptInput(
+    def to_ask(self) -> Ask:
+        """What the visitor asked for, once ``is_valid()``."""
+        return Ask(
             prompt=self.cleaned_data["prompt"], params=self.cleaned_data["params"], model=self.cleaned_data["model"]
         )
 
@@ -119,7 +112,7 @@ def initial_from_interaction(prompt: str, params: Mapping[str, Any], model: str)
     return initial
 
 
-def parse_api_prompt(payload: Mapping[str, Any]) -> PromptInput:
+def parse_api_prompt(payload: Mapping[str, Any]) -> Ask:
     """Validate a decoded ``POST /api/generate`` body: ``{"prompt": str, "params": {…}}``."""
     unknown = sorted(set(payload) - {"prompt", "params", "model"})
     if unknown:
@@ -139,4 +132,4 @@ def parse_api_prompt(payload: Mapping[str, Any]) -> PromptInput:
         raise InvalidParams({"model": exc.message}) from None
     parsed = GenerationParams.from_mapping(params)
     check_params_for_task(parsed, spec.task)
-    return PromptInput(prompt=clean_prompt(prompt), params=parsed, model=spec.id if model else None)
+    return Ask(prompt=clean_prompt(prompt), params=parsed, model=spec.id if model else None)

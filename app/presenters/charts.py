@@ -193,14 +193,7 @@ def bar_chart(
         headers=["", value_header or y_label],
         rows=[[bar.label, format_value(bar.value)] for bar in bars],
     )
-    return Chart(
-        chart_id=chart_id,
-        title=title,
-        description=description,
-        svg=mark_safe("".join(parts)),  # noqa: S308 - every interpolated value above is escaped
-        table=table,
-        points=len(bars),
-    )
+    return _chart(chart_id, title, description, parts, table, points=len(bars))
 
 
 def line_chart(
@@ -266,14 +259,7 @@ def line_chart(
             for i, label in enumerate(x_labels)
         ],
     )
-    return Chart(
-        chart_id=chart_id,
-        title=title,
-        description=description,
-        svg=mark_safe("".join(parts)),  # noqa: S308 - every interpolated value above is escaped
-        table=table,
-        points=plotted,
-    )
+    return _chart(chart_id, title, description, parts, table, points=plotted)
 
 
 def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
@@ -307,3 +293,14 @@ def _legend(series: Sequence[Series], plot: _Plot) -> list[str]:
         x += 24 + 7 * len(name)
     parts.append("</g>")
     return parts
+
+
+def _chart(chart_id: str, title: str, description: str, parts: list[str], table: Table, *, points: int) -> Chart:
+    return Chart(
+        chart_id=chart_id,
+        title=title,
+        description=description,
+        svg=mark_safe("".join(parts)),  # noqa: S308 - every interpolated value in ``parts`` is escaped
+        table=table,
+        points=points,
+    )

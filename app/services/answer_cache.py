@@ -19,6 +19,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from app.domain.generation import GenerationParams
 from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
@@ -83,7 +85,6 @@ _cache_lock = threading.Lock()
 
 def get_cache() -> AnswerCache:
     global _cache
-    from django.conf import settings
 
     with _cache_lock:
         if _cache is None or _cache.size != settings.ANSWER_CACHE_SIZE:

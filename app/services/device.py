@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_hf_ml.choices import DEVICE_VARIABLE, DTYPE_VARIABLE
@@ -111,8 +112,6 @@ def available_cpus() -> int:
 
 def request_from_settings() -> RuntimeRequest:
     """The runtime the Django settings ask for."""
-    from django.conf import settings
-
     return RuntimeRequest(
         device=getattr(settings, "HF_DEVICE", "auto"),
         dtype=getattr(settings, "HF_DTYPE", "auto"),

@@ -18,8 +18,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from app.domain.generation import GenerationParams, GenerationResult, check_params_for_task
+from app.domain.generation import Ask, GenerationResult, check_params_for_task
 from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
 from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
@@ -32,17 +33,6 @@ logger = logging.getLogger(__name__)
 
 STREAM_ATTACH_SECONDS = 30.0  # a stream nobody listens to within this time is cancelled
 STREAM_KEEP_SECONDS = 300.0  # finished streams stay addressable (stop/late reconnect) this long
-
-
-@dataclass(frozen=True)
-class Ask:
-    """What a visitor asked for."""
-
-    prompt: str
-    params: GenerationParams
-    model: str | None = None
-    regenerated_from: str | None = None
-    use_cache: bool = True  # Regenerate asks the model again even for a deterministic request
 
 
 @dataclass
@@ -142,13 +132,11 @@ def stop_stream(stream_id: str, scope: Scope, *, wait_seconds: float = 5.0) -> S
 
 def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: GenerationResult) -> Interaction:
     cancelled = result.finish_reason == "cancelled"
-    return Interaction(
-        prompt=ask.prompt,
+    return _record(
+        ask,
+        scope,
+        service,
         output=result.text,
-        model=service.model,
-        task=service.task,
-        **scope.owner_fields(),
-        params=ask.params.to_dict(),
         prompt_tokens=result.prompt_tokens,
         output_tokens=result.output_tokens,
         durations_ms={
@@ -158,7 +146,6 @@ def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: 
         },
         status=STATUS_CANCELLED if cancelled else STATUS_OK,
         cache_key=None if cancelled else _key(ask, service),
-        regenerated_from=ask.regenerated_from,
     )
 
 
@@ -204,34 +191,34 @@ def _cached_interaction(ask: Ask, scope: Scope, service: GenerationService) -> I
     found = answer_cache.lookup(scope=scope, key=key)
     if found is None:
         return None
-    return Interaction(
-        prompt=ask.prompt,
+    return _record(
+        ask,
+        scope,
+        service,
         output=found.output,
-        model=service.model,
-        task=service.task,
-        **scope.owner_fields(),
-        params=ask.params.to_dict(),
         prompt_tokens=found.prompt_tokens,
         output_tokens=found.output_tokens,
         durations_ms={"generate_ms": 0.0, "cache_ms": round((time.perf_counter() - started) * 1000, 3)},
         cached=True,
         cached_from=found.source_id,
         cache_key=key,
-        regenerated_from=ask.regenerated_from,
     )
 
 
 def _failed_interaction(ask: Ask, scope: Scope, service: GenerationService, error: DomainError) -> Interaction:
+    return _record(ask, scope, service, output="", status=STATUS_ERROR, error=error.message)
+
+
+def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -> Interaction:
+    """The record of ``ask`` in ``scope`` on ``service``'s model; ``fields`` says how it ended."""
     return Interaction(
         prompt=ask.prompt,
-        output="",
         model=service.model,
         task=service.task,
         **scope.owner_fields(),
         params=ask.params.to_dict(),
-        status=STATUS_ERROR,
-        error=error.message,
         regenerated_from=ask.regenerated_from,
+        **fields,
     )
 
 

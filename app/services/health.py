@@ -9,9 +9,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from app.errors import StoreUnavailable
 from app.services.bundled_model import BUNDLED_PACKAGE, converted_model_dir, is_converted
+from app.services.device import runtime_report
+from app.services.engines.transformers_model import looks_like_path
 from app.services.mongo_repo import get_repository
+from app.services.nlp_service import default_service
 from app.services.outbox import OutboxError, get_outbox
 from app.services.warmup import WarmupStatus, warmup_status
 
@@ -54,10 +59,6 @@ def cached_in_hub(repo_id: str) -> bool:
 
 def model_status() -> ModelStatus:
     """Is the configured model loaded, or could it be loaded without surprises?"""
-    from django.conf import settings
-
-    from app.services.nlp_service import default_service
-
     try:
         service = default_service()
     except Exception as exc:  # e.g. an unsupported task
@@ -77,8 +78,6 @@ def model_status() -> ModelStatus:
 
 def _configured_model_availability(configured: str, models_dir: Path) -> tuple[bool, str, str | None]:
     """(loadable, source, error) for HF_MODEL (empty: the bundled model) without loading anything."""
-    from app.services.engines.transformers_model import looks_like_path
-
     if not configured:
         if is_converted(converted_model_dir(models_dir)):
             return True, "converted bundled model", None
@@ -117,7 +116,6 @@ def outbox_facts() -> dict[str, Any]:
 
 def model_runtime_facts() -> tuple[dict[str, Any], WarmupStatus]:
     """Device/dtype/threads (the loaded model's, else what the settings resolve to) and the warm-up state."""
-    from app.services.device import runtime_report
     from app.services.nlp_service import default_service
 
     try:
@@ -133,7 +131,7 @@ def readiness() -> tuple[bool, dict[str, Any]]:
     store = store_status()
     outbox = outbox_facts()
     runtime, warmup = model_runtime_facts()
-    # Issue 6: a device/precision that cannot run is not ready; with HF_WARMUP on, neither is a model still loading.
+    # A device/precision that cannot run is not ready; with HF_WARMUP on, neither is a model still loading.
     ready = model.loadable and store.reachable and runtime["error"] is None and not warmup.blocks_readiness
     report: dict[str, Any] = {
         "status": "ready" if ready else "unavailable",

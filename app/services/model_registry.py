@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,7 +29,7 @@ from django_hf_ml.envconfig import validate_task_name
 
 if TYPE_CHECKING:
     from app.domain.generation import GenerationParams, GenerationResult
-    from app.services.engines.worker import InferenceRequest, ModelWorker
+    from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ class GenerationService(Protocol):
     @property
     def is_loaded(self) -> bool: ...
 
-    def submit(
-        self,
-        prompt: str,
-        params: GenerationParams,
-        *,
-        on_finish: Callable[[InferenceRequest], None] | None = None,
-    ) -> InferenceRequest: ...
+    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest: ...
 
     def generate(self, prompt: str, params: GenerationParams) -> GenerationResult: ...
 

@@ -16,7 +16,6 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -38,7 +37,7 @@ from app.services.mongo_documents import (
     parse_interaction_id,
     to_document,
 )
-from app.services.mongo_scan import WindowedScan, next_page_window, plain_scan, record_days
+from app.services.mongo_scan import ScanRequest, next_page_window, record_days, scan_history
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +48,6 @@ DAY_INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("day", DESCENDING)], name="owner_day_desc"),
     IndexModel([("day", DESCENDING)], name="day_desc"),
 )
-
-INDEXES: tuple[IndexModel, ...] = (
-    IndexModel([("owner", ASCENDING), ("day", DESCENDING)], name="owner_day_desc"),
-    IndexModel([("day", DESCENDING)], name="day_desc"),
-)
-
 
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
@@ -191,7 +184,8 @@ class InteractionRepository:
         hint = cursor_window(cursor) if cursor else None
         docs: list[dict[str, Any]] = []
         with store_errors("page"):
-            for doc in self._scan(scope=scope, filters=filters, after=after, want=limit + 1, window=hint):
+            request = ScanRequest(scope=scope, filters=filters, after=after, want=limit + 1, window=hint)
+            for doc in self._scan(request):
                 docs.append(doc)
                 if len(docs) > limit:
                     break
@@ -208,23 +202,11 @@ class InteractionRepository:
         """Every matching interaction, newest first, read window by window (never all at once)."""
         after = Position(*decode_cursor(cursor)) if cursor else None
         with store_errors("page"):
-            for doc in self._scan(scope=scope, filters=filters, after=after, want=None):
+            for doc in self._scan(ScanRequest(scope=scope, filters=filters, after=after)):
                 yield from_document(doc)
 
-    def _scan(
-        self,
-        *,
-        scope: Scope,
-        filters: HistoryFilter,
-        after: Position | None,
-        want: int | None,
-        window: timedelta | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        if not self._windowed_scan:
-            return plain_scan(self.collection, scope=scope, filters=filters, after=after, want=want)
-        return WindowedScan(self.collection, self.days).scan(
-            scope=scope, filters=filters, after=after, want=want, window=window
-        )
+    def _scan(self, request: ScanRequest) -> Iterator[dict[str, Any]]:
+        return scan_history(self.collection, self.days, request, windowed=self._windowed_scan)
 
     # --- history actions --------------------------------------------------------------------
     def soft_delete(self, interaction_id: str, *, scope: Scope) -> Interaction:

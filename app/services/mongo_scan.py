@@ -14,6 +14,7 @@ to ``plain_scan``, one sorted, limited query per page.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,26 @@ MIN_WINDOW = timedelta(seconds=1)
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 Documents = Collection[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """Which documents a listing wants: whose, narrowed how, after which row, how many (None: all)."""
+
+    scope: Scope
+    filters: HistoryFilter
+    after: Position | None = None
+    want: int | None = None
+    window: timedelta | None = None  # the first window's size (a hint carried by the cursor)
+
+
+def scan_history(
+    collection: Documents, days: Documents, request: ScanRequest, *, windowed: bool
+) -> Iterator[dict[str, Any]]:
+    """Matching documents newest first: the windowed scan, or one plain query (``MONGO_WINDOWED_SCAN=0``)."""
+    if windowed:
+        return WindowedScan(collection, days).scan(request)
+    return plain_scan(collection, request)
 
 
 def day_of(moment: datetime) -> datetime:
@@ -91,10 +112,9 @@ def _fetch(
             yield doc
 
 
-def plain_scan(
-    collection: Documents, *, scope: Scope, filters: HistoryFilter, after: Position | None, want: int | None
-) -> Iterator[dict[str, Any]]:
+def plain_scan(collection: Documents, request: ScanRequest) -> Iterator[dict[str, Any]]:
     """One sorted query strictly after ``after`` (for servers whose sort walks the index)."""
+    scope, filters, after = request.scope, request.filters, request.after
     query = _base_query(scope, filters)
     created: dict[str, Any] = {}
     if filters.since is not None:
@@ -108,7 +128,7 @@ def plain_scan(
             {"created_at": {"$lt": after.created_at}},
             {"created_at": after.created_at, "_id": {"$lt": after.id}},
         ]
-    yield from _fetch(collection, query, filters, exact=_is_exact(scope, filters), want=want)
+    yield from _fetch(collection, query, filters, exact=_is_exact(scope, filters), want=request.want)
 
 
 class WindowedScan:
@@ -118,21 +138,14 @@ class WindowedScan:
         self.collection = collection
         self.days = days
 
-    def scan(
-        self,
-        *,
-        scope: Scope,
-        filters: HistoryFilter,
-        after: Position | None,
-        want: int | None,
-        window: timedelta | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Matching documents in (created_at desc, _id desc) order, strictly after ``after``.
+    def scan(self, request: ScanRequest) -> Iterator[dict[str, Any]]:
+        """Matching documents in (created_at desc, _id desc) order, strictly after ``request.after``.
 
         Each query is ``{owner, [one search key], created_at in [lo, hi)}`` — an index range — and
         the next window is sized from what the last one held (×4 when empty, at most ×16).
         ``filters.accepts`` checks the remaining conditions on each fetched document.
         """
+        scope, filters, after, want = request.scope, request.filters, request.after, request.want
         base = _base_query(scope, filters)
         exact = _is_exact(scope, filters)
         upper = filters.until
@@ -145,7 +158,7 @@ class WindowedScan:
                 yield doc
             upper = after.created_at
         lower_limit = filters.since or OLDEST
-        window = window or FIRST_WINDOW
+        window = request.window or FIRST_WINDOW
         newest_seen: datetime | None = None
         in_windows = 0
         while True:

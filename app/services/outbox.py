@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bson import json_util
+from django.conf import settings
 
 from app.domain.interaction import Interaction
 from app.errors import StoreUnavailable
@@ -308,8 +309,6 @@ _outbox_lock = threading.Lock()
 
 
 def _configured_path() -> Path:
-    from django.conf import settings
-
     return Path(settings.OUTBOX_PATH)
 
 
@@ -332,8 +331,6 @@ def get_worker() -> ReplayWorker:
     outbox = get_outbox()
     with _outbox_lock:
         if _worker is None:
-            from django.conf import settings
-
             _worker = ReplayWorker(
                 outbox=outbox,
                 first_delay=settings.OUTBOX_RETRY_SECONDS,

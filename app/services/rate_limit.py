@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from app.errors import RATE_LIMITED, RateLimited
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,6 @@ _limiter_lock = threading.Lock()
 def get_limiter() -> TokenBucketLimiter:
     """The process-wide limiter for the current settings (rebuilt when they change, e.g. in tests)."""
     global _limiter
-    from django.conf import settings
 
     per_minute, burst = settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST
     with _limiter_lock:

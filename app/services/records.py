@@ -47,3 +47,15 @@ def store_interaction(interaction: Interaction) -> None:
         logger.warning(
             "Interaction %s is stored but still listed in the outbox (a replay finds it stored)", interaction.id
         )
+
+
+def replay_leftovers() -> None:
+    """At process start: interactions an earlier run left in the outbox are written once the store answers."""
+    try:
+        waiting = get_outbox().depth()
+    except OutboxError:
+        logger.exception("The outbox cannot be read at start-up")
+        return
+    if waiting:
+        logger.info("%d interaction(s) from an earlier run wait in the outbox; replaying", waiting)
+        get_worker().wake()

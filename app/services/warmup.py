@@ -22,7 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
+
 from app.errors import ModelUnavailable
+from app.services import nlp_service
+from app.services.device import describe_runtime
+from app.services.nlp_service import default_service
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +75,6 @@ _fork_hook_registered = False
 
 def warmup_setting() -> bool | None:
     """``HF_WARMUP``: True, False, or None when unset (then only ``serve`` warms up)."""
-    from django.conf import settings
-
     value = getattr(settings, "HF_WARMUP", None)
     return None if value is None else bool(value)
 
@@ -100,8 +103,6 @@ def warmup_status() -> WarmupStatus:
 
 
 def _default_model_loaded() -> bool:
-    from app.services.nlp_service import default_service
-
     try:
         return default_service().is_loaded
     except Exception:  # an unsupported task: reported elsewhere
@@ -113,7 +114,6 @@ def warm_up(*, progress: Progress | None = None) -> float:
 
     Raises ``ModelUnavailable``; the status records the failure either way.
     """
-    from app.services.nlp_service import default_service
 
     say = progress or logger.info
     service = default_service()
@@ -148,7 +148,6 @@ def warm_up_serving_process() -> threading.Thread | None:
     """
     if not warmup_enabled(serve_command=False):
         return None
-    from app.services.device import describe_runtime
 
     describe_runtime()  # raises RuntimeUnavailable (an ImproperlyConfigured) naming HF_DEVICE / HF_DTYPE
     _register_fork_hook()
@@ -191,7 +190,6 @@ def _register_fork_hook() -> None:
 def _after_fork_in_child() -> None:
     """Locks and threads do not survive fork: start over with a fresh registry in the child."""
     global _tracker
-    from app.services import nlp_service
 
     _tracker = _Tracker()
     nlp_service.reset_services()  # the parent's half-loaded service and its locks stay behind

@@ -13,18 +13,27 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
 
 from app.errors import DomainError
 
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (the type django-htmx documents for views)."""
+
+    htmx: HtmxDetails
+
+
 View = TypeVar("View", bound=Callable[..., HttpResponse])
-ContextBuilder = Callable[[HttpRequest], dict[str, Any]]
+ContextBuilder = Callable[[HtmxHttpRequest], dict[str, Any]]
 
 vary_on_htmx = vary_on_headers("HX-Request")
 
 
 def page_or_fragment(
-    request: HttpRequest, template: str, fragment: str, context: dict[str, Any], *, status: int = 200
+    request: HtmxHttpRequest, template: str, fragment: str, context: dict[str, Any], *, status: int = 200
 ) -> HttpResponse:
     """``template#fragment`` for htmx, the whole ``template`` otherwise."""
     name = f"{template}#{fragment}" if request.htmx else template
@@ -32,7 +41,7 @@ def page_or_fragment(
 
 
 def problem_response(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     error: DomainError,
     *,
     template: str,
@@ -57,12 +66,24 @@ def renders_problems(
 
     def decorate(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
             except DomainError as error:
                 return problem_response(request, error, template=template, fragment=fragment, page_context=page_context)
 
         return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def htmx_action(
+    template: str, *, page_context: ContextBuilder | None = None, methods: tuple[str, ...] = ("POST",)
+) -> Callable[[View], View]:
+    """The usual stack of an htmx action: allowed methods, ``Vary: HX-Request``, problems rendered."""
+
+    def decorate(view: View) -> View:
+        wrapped = renders_problems(template, page_context=page_context)(view)
+        return require_http_methods(list(methods))(vary_on_htmx(wrapped))
 
     return decorate

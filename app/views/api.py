@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from app.domain.interaction import Interaction
@@ -26,7 +27,7 @@ from app.forms.history import HistoryApiForm, HistoryFilterForm, filter_form
 from app.forms.prompt import parse_api_prompt
 from app.middleware import json_error
 from app.services import history
-from app.services.generation import Ask, answer_blocking
+from app.services.generation import answer_blocking
 from app.services.interactions import get_interaction
 from app.services.mongo_repo import get_repository
 from app.views._visitor import visitor_scope
@@ -87,9 +88,7 @@ def generate(request: HttpRequest) -> JsonResponse:
     payload = json_body(request)
     if isinstance(payload, JsonResponse):
         return payload
-    prompt_input = parse_api_prompt(payload)
-    ask = Ask(prompt=prompt_input.prompt, params=prompt_input.params, model=prompt_input.model)
-    interaction = answer_blocking(ask, visitor_scope(request))
+    interaction = answer_blocking(parse_api_prompt(payload), visitor_scope(request))
     return JsonResponse(interaction_json(interaction), status=201)
 
 
@@ -118,7 +117,7 @@ def list_interactions(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-def export_jsonl(request: HttpRequest) -> HttpResponse:
+def export_jsonl(request: HttpRequest) -> HttpResponseBase:
     form = filter_form(request.GET)
     _valid_filters(form)
     lines = history.export_jsonl(scope=visitor_scope(request), filters=form.to_filter())
@@ -126,7 +125,7 @@ def export_jsonl(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponseBase:
     form = filter_form(request.GET)
     _valid_filters(form)
     lines = history.export_csv(scope=visitor_scope(request), filters=form.to_filter())

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from app.domain.filters import HistoryFilter
 from app.errors import LOGIN_REQUIRED_TO_CLAIM, LoginRequired, StoreUnavailable
 from app.forms.history import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
-from app.views._htmx import renders_problems, vary_on_htmx
+from app.views._htmx import HtmxHttpRequest, htmx_action, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_id, visitor_scope
 from app.views.api import streamed
 from django_hf_ml.choices import SUPPORTED_TASKS
@@ -30,12 +31,12 @@ IMPORT = "app/history_import.html"
 NOTICE_KEY = "history_notice"
 
 
-def _notify(request: HttpRequest, text: str) -> None:
+def _notify(request: HtmxHttpRequest, text: str) -> None:
     """A one-time notice shown on the next history page (after a redirect)."""
     request.session[NOTICE_KEY] = text
 
 
-def _list_context(request: HttpRequest, form: HistoryFilterForm) -> dict[str, Any]:
+def _list_context(request: HtmxHttpRequest, form: HistoryFilterForm) -> dict[str, Any]:
     """The page of rows for valid filters, or the reasons they are not valid (status 400)."""
     context: dict[str, Any] = {"form": form, "rows": [], "next_cursor": None, "problem": None}
     if not form.is_valid():
@@ -50,7 +51,7 @@ def _list_context(request: HttpRequest, form: HistoryFilterForm) -> dict[str, An
     return context
 
 
-def _history_context(request: HttpRequest) -> dict[str, Any]:
+def _history_context(request: HtmxHttpRequest) -> dict[str, Any]:
     """The history page around a problem (a delete, restore or claim that failed)."""
     return _list_context(request, filter_form(request.GET))
 
@@ -63,7 +64,7 @@ def _status(context: dict[str, Any]) -> int:
 
 @require_GET
 @vary_on_htmx
-def history_page(request: HttpRequest) -> HttpResponse:
+def history_page(request: HtmxHttpRequest) -> HttpResponse:
     form = filter_form(request.GET)
     context = _list_context(request, form)
     status = _status(context)
@@ -86,7 +87,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
     return render(request, HISTORY, context, status=status)
 
 
-def _claimable(request: HttpRequest) -> bool:
+def _claimable(request: HtmxHttpRequest) -> bool:
     if not request.user.is_authenticated or settings.HISTORY_SHARED:
         return False
     try:
@@ -95,10 +96,8 @@ def _claimable(request: HttpRequest) -> bool:
         return False
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(HISTORY, page_context=_history_context)
-def delete_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
+@htmx_action(HISTORY, page_context=_history_context)
+def delete_interaction(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
     """Soft delete: the row is replaced by an "Undo" for a few seconds (the store keeps it a while)."""
     interaction = history.delete_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     if request.htmx:
@@ -106,10 +105,8 @@ def delete_interaction(request: HttpRequest, interaction_id: str) -> HttpRespons
     return HttpResponseRedirect(f"{reverse('app:history')}?deleted={interaction.id}", status=303)
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(HISTORY, page_context=_history_context)
-def restore_interaction(request: HttpRequest, interaction_id: str) -> HttpResponse:
+@htmx_action(HISTORY, page_context=_history_context)
+def restore_interaction(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
     interaction = history.restore_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     if request.htmx:
         row = history.HistoryRow(interaction=interaction, prompt=[], output=[])
@@ -118,7 +115,7 @@ def restore_interaction(request: HttpRequest, interaction_id: str) -> HttpRespon
 
 
 @require_http_methods(["GET", "POST"])
-def delete_all(request: HttpRequest) -> HttpResponse:
+def delete_all(request: HtmxHttpRequest) -> HttpResponse:
     """GET asks for confirmation; POST with ``confirm=yes`` deletes every interaction of this history."""
     scope = visitor_scope(request)
     if request.method == "GET" or request.POST.get("confirm") != "yes":
@@ -132,7 +129,7 @@ def delete_all(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("app:history"), status=303)
 
 
-def _export_filters(request: HttpRequest) -> HistoryFilter | HttpResponse:
+def _export_filters(request: HtmxHttpRequest) -> HistoryFilter | HttpResponse:
     form = filter_form(request.GET)
     if not form.is_valid():
         context = _list_context(request, form)
@@ -141,7 +138,7 @@ def _export_filters(request: HttpRequest) -> HistoryFilter | HttpResponse:
 
 
 @require_GET
-def export_jsonl(request: HttpRequest) -> HttpResponse:
+def export_jsonl(request: HtmxHttpRequest) -> HttpResponseBase:
     filters = _export_filters(request)
     if isinstance(filters, HttpResponse):
         return filters
@@ -150,7 +147,7 @@ def export_jsonl(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HtmxHttpRequest) -> HttpResponseBase:
     filters = _export_filters(request)
     if isinstance(filters, HttpResponse):
         return filters
@@ -159,7 +156,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def import_history(request: HttpRequest) -> HttpResponse:
+def import_history(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, IMPORT, {"form": ImportForm()})
     form = ImportForm(request.POST, request.FILES)
@@ -174,7 +171,7 @@ def import_history(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @renders_problems(HISTORY, page_context=_history_context)
-def claim(request: HttpRequest) -> HttpResponse:
+def claim(request: HtmxHttpRequest) -> HttpResponse:
     """Move the interactions this browser made before logging in to the logged-in user."""
     if not request.user.is_authenticated:
         raise LoginRequired(LOGIN_REQUIRED_TO_CLAIM)

@@ -9,25 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django_htmx.http import reswap, retarget
 
 from app.domain.interaction import Interaction
 from app.errors import InteractionNotFound, StoreUnavailable
 from app.forms.prompt import PromptForm, initial_from_interaction
-from app.services.generation import Ask, answer_blocking
+from app.services.generation import answer_blocking
 from app.services.interactions import get_interaction, recent_interactions
-from app.views._htmx import page_or_fragment, renders_problems, vary_on_htmx
+from app.views._htmx import HtmxHttpRequest, htmx_action, page_or_fragment, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_scope
 
 INDEX = "app/index.html"
 DETAIL = "app/interaction_detail.html"
 
 
-def index_context(request: HttpRequest, form: PromptForm | None = None, **extra: Any) -> dict[str, Any]:
+def index_context(request: HtmxHttpRequest, form: PromptForm | None = None, **extra: Any) -> dict[str, Any]:
     """What the full prompt page shows: the form and the recent answers (or why they are missing)."""
     try:
         page = recent_interactions(scope=visitor_scope(request), limit=settings.RECENT_INTERACTIONS)
@@ -37,12 +37,12 @@ def index_context(request: HttpRequest, form: PromptForm | None = None, **extra:
     return {"form": form or PromptForm(), "recent": recent, "store_error": store_error, **extra}
 
 
-def submitted_form_context(request: HttpRequest) -> dict[str, Any]:
+def submitted_form_context(request: HtmxHttpRequest) -> dict[str, Any]:
     """The page around a problem: the form as it was submitted, so nothing typed is lost."""
     return index_context(request, PromptForm(request.POST or None))
 
 
-def invalid_prompt_form(request: HttpRequest, form: PromptForm) -> HttpResponse:
+def invalid_prompt_form(request: HtmxHttpRequest, form: PromptForm) -> HttpResponse:
     """422 with the form and its field messages (htmx: swapped in place of the form)."""
     if request.htmx:
         response = render(request, f"{INDEX}#prompt-form", {"form": form}, status=422)
@@ -52,7 +52,7 @@ def invalid_prompt_form(request: HttpRequest, form: PromptForm) -> HttpResponse:
 
 @require_GET
 @vary_on_htmx
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: HtmxHttpRequest) -> HttpResponse:
     answer: Interaction | None = None
     answer_id = request.GET.get("answer", "")
     if answer_id:
@@ -65,15 +65,12 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, INDEX, index_context(request, form, answer=answer))
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(INDEX, page_context=submitted_form_context)
-def submit_prompt(request: HttpRequest) -> HttpResponse:
+@htmx_action(INDEX, page_context=submitted_form_context)
+def submit_prompt(request: HtmxHttpRequest) -> HttpResponse:
     form = PromptForm(request.POST)
     if not form.is_valid():
         return invalid_prompt_form(request, form)
-    prompt_input = form.to_input()
-    ask = Ask(prompt=prompt_input.prompt, params=prompt_input.params, model=prompt_input.model)
+    ask = form.to_ask()
     interaction = answer_blocking(ask, visitor_scope(request))
     if not request.htmx:
         return HttpResponseRedirect(f"{reverse('app:index')}?answer={interaction.id}", status=303)
@@ -83,6 +80,6 @@ def submit_prompt(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_htmx
 @renders_problems(DETAIL)
-def interaction_detail(request: HttpRequest, interaction_id: str) -> HttpResponse:
+def interaction_detail(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
     interaction = get_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     return page_or_fragment(request, DETAIL, "interaction", {"interaction": interaction})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from app.domain.stats import DEFAULT_RANGE, RANGES
@@ -12,7 +12,7 @@ from app.errors import StoreUnavailable
 from app.forms.stats import StatsRangeForm
 from app.presenters.stats_page import build_stats_page
 from app.services.stats import compute_stats
-from app.views._htmx import page_or_fragment, vary_on_htmx
+from app.views._htmx import HtmxHttpRequest, page_or_fragment, vary_on_htmx
 from app.views._visitor import visitor_scope
 
 STATS = "app/stats.html"
@@ -20,7 +20,7 @@ STATS = "app/stats.html"
 
 @require_GET
 @vary_on_htmx
-def stats_page(request: HttpRequest) -> HttpResponse:
+def stats_page(request: HtmxHttpRequest) -> HttpResponse:
     form = StatsRangeForm(request.GET)
     scope = visitor_scope(request)
     context: dict[str, Any] = {
@@ -30,7 +30,7 @@ def stats_page(request: HttpRequest) -> HttpResponse:
     }
     status = 200
     if not form.is_valid():
-        context.update(range_key=DEFAULT_RANGE, problem=" ".join(form.errors["range"]))
+        context.update(range_key=DEFAULT_RANGE, problem=" ".join(str(message) for message in form.errors["range"]))
         status = 400
     else:
         range_key = form.range_key()

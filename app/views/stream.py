@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
-from app.domain.generation import GenerationParams
+from app.domain.generation import Ask, GenerationParams
 from app.domain.streams import StreamEvent
 from app.errors import InvalidParams, StreamNotFound
 from app.forms.prompt import PromptForm
-from app.services.generation import Ask, Stream, get_stream, start_stream, stop_stream
+from app.services.generation import Stream, get_stream, start_stream, stop_stream
 from app.services.interactions import get_interaction
-from app.views._htmx import renders_problems, vary_on_htmx
+from app.views._htmx import HtmxHttpRequest, htmx_action
 from app.views._visitor import visitor_scope
 from app.views.prompt import INDEX, invalid_prompt_form, submitted_form_context
 
@@ -38,22 +39,17 @@ STATUS_QUEUED = "Waiting in the queue: position {position}."
 REGENERATE_PARAMS_GONE = "This answer's parameters are no longer valid; edit them and send the prompt again."
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(INDEX, page_context=submitted_form_context)
-def stream_start(request: HttpRequest) -> HttpResponse:
+@htmx_action(INDEX, page_context=submitted_form_context)
+def stream_start(request: HtmxHttpRequest) -> HttpResponse:
     form = PromptForm(request.POST)
     if not form.is_valid():
         return invalid_prompt_form(request, form)
-    prompt_input = form.to_input()
-    ask = Ask(prompt=prompt_input.prompt, params=prompt_input.params, model=prompt_input.model)
+    ask = form.to_ask()
     return _start(request, ask)
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(INDEX, page_context=submitted_form_context)
-def regenerate(request: HttpRequest, interaction_id: str) -> HttpResponse:
+@htmx_action(INDEX, page_context=submitted_form_context)
+def regenerate(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
     """A new answer to an earlier prompt with the same parameters and model, linked to the old record."""
     earlier = get_interaction(scope=visitor_scope(request), interaction_id=interaction_id)
     try:
@@ -65,7 +61,7 @@ def regenerate(request: HttpRequest, interaction_id: str) -> HttpResponse:
 
 
 @require_GET
-def stream_events(request: HttpRequest, stream_id: str) -> HttpResponse:
+def stream_events(request: HtmxHttpRequest, stream_id: str) -> HttpResponseBase:
     """The SSE feed of one stream: ``queued``/``started`` status, ``token`` deltas, then ``done``."""
     try:
         stream: Stream | None = get_stream(stream_id, visitor_scope(request))
@@ -77,10 +73,8 @@ def stream_events(request: HttpRequest, stream_id: str) -> HttpResponse:
     return response
 
 
-@require_POST
-@vary_on_htmx
-@renders_problems(INDEX, page_context=submitted_form_context)
-def stream_stop(request: HttpRequest, stream_id: str) -> HttpResponse:
+@htmx_action(INDEX, page_context=submitted_form_context)
+def stream_stop(request: HtmxHttpRequest, stream_id: str) -> HttpResponse:
     """Stop generating; the partial answer is recorded as ``cancelled`` and arrives on the SSE feed."""
     try:
         stream = stop_stream(stream_id, visitor_scope(request), wait_seconds=0.0 if request.htmx else 5.0)
@@ -96,7 +90,7 @@ def stream_stop(request: HttpRequest, stream_id: str) -> HttpResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _start(request: HttpRequest, ask: Ask) -> HttpResponse:
+def _start(request: HtmxHttpRequest, ask: Ask) -> HttpResponse:
     stream = start_stream(ask, visitor_scope(request))
     if not request.htmx:  # no JavaScript: wait for the whole answer, then show it
         stream.attached = True
@@ -107,7 +101,7 @@ def _start(request: HttpRequest, ask: Ask) -> HttpResponse:
     return render(request, f"{INDEX}#stream", {"stream": stream})
 
 
-def _relay(request: HttpRequest, stream: Stream | None) -> Iterator[str]:
+def _relay(request: HtmxHttpRequest, stream: Stream | None) -> Iterator[str]:
     if stream is None:
         yield sse("done", _render(request, "problem", {"problem": StreamNotFound().message}))
         return
@@ -133,7 +127,7 @@ def _relay(request: HttpRequest, stream: Stream | None) -> Iterator[str]:
             inference.cancel()
 
 
-def _render(request: HttpRequest, partial: str, context: dict[str, object]) -> str:
+def _render(request: HtmxHttpRequest, partial: str, context: dict[str, object]) -> str:
     return render_to_string(f"{INDEX}#{partial}", context, request).strip()
 
 

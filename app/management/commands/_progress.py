@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+
+from app.services.console import TextOut
 
 BAR_WIDTH = 30
 
 
 class ProgressBar:
-    def __init__(self, *, total: int, label: str, out: TextIO, unit: str = "") -> None:
+    def __init__(self, *, total: int, label: str, out: TextOut, unit: str = "") -> None:
         self.total = max(total, 0)
         self.label = label
         self.out = out

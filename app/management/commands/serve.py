@@ -19,6 +19,7 @@ from app.errors import ModelUnavailable, StoreUnavailable
 from app.services.device import RuntimeUnavailable, describe_runtime
 from app.services.local_store import LocalStore, start_local_store
 from app.services.mongo_repo import get_repository
+from app.services.records import replay_leftovers
 from app.services.warmup import warm_up, warmup_enabled
 
 
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
             if not options["no_warmup"] and warmup_enabled(serve_command=True):
                 self._warm_up()
+            replay_leftovers()
             self.stdout.write(self.style.SUCCESS(f"Serving on http://{options['addrport']}/ (Ctrl+C to stop)"))
             call_command("runserver", options["addrport"], use_reloader=False, use_threading=True)
         finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import Literal
+
+from app.services.console import TextOut
 
 Level = Literal["OK", "WARN", "FAIL"]
 
@@ -36,7 +38,7 @@ def fail(topic: str, detail: str, fix: str) -> Finding:
 # --- .env (plain text; works without settings) -----------------------------------------------------
 
 
-def report(findings: Iterable[Finding], out: TextIO) -> int:
+def report(findings: Iterable[Finding], out: TextOut) -> int:
     findings = list(findings)
     for finding in findings:
         out.write(finding.line() + "\n")

@@ -14,13 +14,15 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
 
 from app.domain.generation import FinishReason, GenerationParams, GenerationResult
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker
+from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker, OnFinish
 from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:
@@ -156,13 +158,7 @@ class RemoteService:
     def queue_length(self) -> int:
         return self._worker.queue_length
 
-    def submit(
-        self,
-        prompt: str,
-        params: GenerationParams,
-        *,
-        on_finish: Callable[[InferenceRequest], None] | None = None,
-    ) -> InferenceRequest:
+    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
         if not prompt.strip():
             raise InvalidPrompt(PROMPT_EMPTY)
         return self.worker().submit(prompt, params, on_finish=on_finish)
@@ -183,8 +179,6 @@ _services_lock = threading.Lock()
 
 def remote_service(*, url: str, token: str | None) -> RemoteService:
     """The process-wide service for an endpoint (the token is part of the key, never logged)."""
-    from django.conf import settings
-
     key = (url, hashlib.sha256((token or "").encode()).hexdigest())
     with _services_lock:
         service = _services.get(key)

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from app.services.engines.worker import InferenceRequest, ModelWorker
+    from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
 
 logger = logging.getLogger(__name__)
 
@@ -226,13 +226,7 @@ class NLPService:
         """
         return self.submit(prompt, params).wait()
 
-    def submit(
-        self,
-        prompt: str,
-        params: GenerationParams,
-        *,
-        on_finish: Callable[[InferenceRequest], None] | None = None,
-    ) -> InferenceRequest:
+    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
         """Queue ``prompt`` on this model's worker and return the request to stream, wait on or cancel."""
         if not prompt.strip():
             raise InvalidPrompt(PROMPT_EMPTY)

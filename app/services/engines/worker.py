@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Called in the worker thread when a request ends, before its client hears ``done``.
+OnFinish = Callable[["InferenceRequest"], None] | None
+
 DEFAULT_MAX_QUEUE = 32
 DEFAULT_MAX_BATCH = 8
 DEFAULT_BATCH_WINDOW_SECONDS = 0.008
@@ -188,13 +191,7 @@ class ModelWorker:
     def busy(self) -> bool:
         return bool(self._waiting or self._running)
 
-    def submit(
-        self,
-        prompt: str,
-        params: GenerationParams,
-        *,
-        on_finish: Callable[[InferenceRequest], None] | None = None,
-    ) -> InferenceRequest:
+    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
         """Queue a request; ``QueueFull`` (with a ``retry_after``) when ``max_queue`` are waiting."""
         request = InferenceRequest(prompt=prompt, params=params, on_finish=on_finish)
         request._canceller = self._cancel

@@ -19,7 +19,7 @@ from app.services import answer_cache, generation, model_registry, rate_limit
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
-from app.tests.test_inference import SlowNoEos
+from app.tests.services.test_inference import SlowNoEos
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 

@@ -193,7 +193,7 @@ def test_unreachable_endpoint_is_reported_not_raised_as_500(client: Client, app_
 
 @pytest.mark.usefixtures("remote_settings")
 def test_the_page_streams_a_remote_answer_and_records_it(client: Client, stand_in: StandIn) -> None:
-    from app.tests.test_stream import HTMX, all_events, stored, stream_id
+    from app.tests.views.test_stream import HTMX, all_events, stored, stream_id
 
     response = client.post("/stream/", {"prompt": "From afar", "max_new_tokens": "10"}, **HTMX)
     events = all_events(client, stream_id(response))

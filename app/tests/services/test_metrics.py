@@ -19,7 +19,7 @@ from app.services import metrics, metrics_exposition
 from app.services.metrics_exposition import is_internal_address, scrape_refusal
 from app.services.outbox import outbox_depth
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "s3cret-metrics-token-0123456789"
 APP_PREFIX = "django_hf_ml_"
 

@@ -28,7 +28,7 @@ from app.services.quality import (
     token_overlap,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from app.services.device import (
     runtime_report,
 )
 from app.services.engines.transformers_service import NLPService
-from app.tests.test_settings import load_settings
+from app.tests.config.test_settings import load_settings
 from django_hf_ml.envconfig import (
     DEVICE_INVALID,
     DTYPE_INVALID,
@@ -42,7 +42,7 @@ from django_hf_ml.envconfig import (
     parse_threads,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

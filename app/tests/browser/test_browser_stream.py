@@ -11,7 +11,7 @@ from app.services import generation
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
-from app.tests.test_inference import SlowNoEos
+from app.tests.services.test_inference import SlowNoEos
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings")]
 

@@ -23,7 +23,7 @@ from app.services.engines.transformers_service import NLPService
 from app.services.warmup import WarmupStatus, warm_up, warm_up_serving_process, warmup_enabled, warmup_status
 from app.tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LOADED_LINE = "Loaded model "
 
 

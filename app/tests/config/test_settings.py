@@ -11,7 +11,7 @@ import pytest
 
 from django_hf_ml.envconfig import clean
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANAGED = [
     "DEBUG",
     "SECRET_KEY",
