@@ -1,6 +1,6 @@
 """Request middleware: API authentication, security headers, request metrics, JSON errors.
 
-* ``ApiAuthMiddleware`` — under ``/api/`` (and ``/v1/``) a request uses the browser session (then
+* ``ApiAuthMiddleware`` — under ``/api/`` a request uses the browser session (then
   Django's CSRF middleware requires ``X-CSRFToken`` on unsafe methods, like the pages) or
   ``Authorization: Bearer <token>`` with a token from ``API_TOKENS``. A bearer client needs no cookie
   and no CSRF token (a browser never attaches that header by itself) and its interactions are scoped
@@ -29,12 +29,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from app.domain.interaction import Scope
 from app.errors import DomainError, TooManyRequests
-from app.services.api_tokens import match_token, token_scope
+from app.services.api_tokens import KEY_USER_MISSING, KeyUserMissing, find_key, key_scope
 from app.services.metrics import observe_request
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/v1/")
+API_PREFIXES = ("/api/",)  # /v1 (the OpenAI-compatible API) authenticates and answers errors itself
 BEARER_SCOPE_ATTR = "bearer_scope"
 TOKEN_INVALID = "The bearer token is not valid for this API."
 TOKEN_MALFORMED = "Send the token as 'Authorization: Bearer <token>'."
@@ -106,11 +106,15 @@ class ApiAuthMiddleware:
             token = token.strip()
             if not token:
                 return _unauthorized(TOKEN_MALFORMED)
-            if not match_token(token):
+            key = find_key(token)
+            if key is None:
                 logger.warning("API request with an unknown bearer token from %s", request.META.get("REMOTE_ADDR"))
                 return _unauthorized(TOKEN_INVALID)
-            setattr(request, BEARER_SCOPE_ATTR, token_scope(token))
-            # The token is the proof of intent: cross-site pages cannot set this header (no CORS here).
+            try:
+                setattr(request, BEARER_SCOPE_ATTR, key_scope(key))
+            except KeyUserMissing:
+                return _unauthorized(KEY_USER_MISSING)
+            # The key is the proof of intent: cross-site pages cannot set this header (no CORS here).
             request.csrf_processing_done = True  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith("application/json"):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app.views import api, history, ops, prompt, stats, stream
+from app.views import api, history, openai_api, ops, prompt, stats, stream
 
 app_name = "app"
 
@@ -27,6 +27,12 @@ urlpatterns = [
     path("api/interactions/export.jsonl", api.export_jsonl, name="api_export_jsonl"),
     path("api/interactions/export.csv", api.export_csv, name="api_export_csv"),
     path("api/interactions/<str:interaction_id>", api.interaction, name="api_interaction"),
+    # The OpenAI-compatible API (app/views/openai_api.py): any other /v1 address is an OpenAI-shaped 404.
+    path("v1/models", openai_api.list_models, name="openai_models"),
+    path("v1/models/<path:model_id>", openai_api.retrieve_model, name="openai_model"),
+    path("v1/chat/completions", openai_api.chat_completions, name="openai_chat_completions"),
+    path("v1/completions", openai_api.completions, name="openai_completions"),
+    path("v1/<path:rest>", openai_api.not_found, name="openai_not_found"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("stats/", stats.stats_page, name="stats"),

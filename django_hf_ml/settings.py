@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_hf_ml.api_keys import parse_api_keys
 from django_hf_ml.envconfig import (
     env_bool,
     env_int,
@@ -213,13 +214,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECUR
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 CSRF_FAILURE_VIEW = "app.views.errors.csrf_failure"
-# Bearer tokens accepted by the JSON API instead of a session + CSRF token (comma-separated, never logged).
+# Bearer keys accepted by the JSON API and /v1 instead of a session + CSRF token (comma-separated, never
+# logged). Each entry is TOKEN, NAME@TOKEN or NAME:USERNAME@TOKEN (django_hf_ml/api_keys.py).
 API_TOKENS = tuple(env_list("API_TOKENS", []))
-if any(len(_token) < 16 for _token in API_TOKENS):
-    raise ImproperlyConfigured(
-        "API_TOKENS has an entry shorter than 16 characters. Use long random tokens, e.g. "
-        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
-    )
+parse_api_keys("API_TOKENS", API_TOKENS)  # ImproperlyConfigured naming the bad entry (never the token)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -216,6 +216,30 @@ FinishReason = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True)
+class ChatTurn:
+    """One message of a conversation: ``system``, ``user`` or ``assistant``, and its text."""
+
+    role: str
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+Turns = Sequence[ChatTurn]
+
+
+def join_turns(turns: Turns) -> str:
+    """A conversation as one prompt for models without a chat template (seq2seq): ``role: text`` lines.
+
+    A single user turn is just its text, so a one-message conversation is the same prompt as the page's.
+    """
+    if len(turns) == 1 and turns[0].role == "user":
+        return turns[0].content
+    return "\n".join([*(f"{turn.role}: {turn.content}" for turn in turns), "assistant:"])
+
+
+@dataclass(frozen=True)
 class Ask:
     """What a visitor asked for."""
 
@@ -224,6 +248,20 @@ class Ask:
     model: str | None = None
     regenerated_from: str | None = None
     use_cache: bool = True  # Regenerate asks the model again even for a deterministic request
+    # A client of the OpenAI-compatible API sends the whole conversation (``prompt`` is its last user
+    # turn), strings that end the answer (cut before them), and says who it is: source, key, end user.
+    messages: tuple[ChatTurn, ...] = ()
+    stop: tuple[str, ...] = ()
+    source: str | None = None
+    api_key: str | None = None
+    end_user: str | None = None
+
+    def record_params(self) -> dict[str, Any]:
+        """The parameters a record keeps: the decoding settings, and the stop strings when there are any."""
+        params: dict[str, Any] = self.params.to_dict()
+        if self.stop:
+            params["stop"] = list(self.stop)
+        return params
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,14 @@ class Interaction:
     cached_from: str | None = None
     cache_key: str | None = None
     regenerated_from: str | None = None
+    # Calls through the OpenAI-compatible API: where the call came from ("api"), the name of the key it
+    # used, the end user the client named, the whole conversation, and why generation ended. None on
+    # page prompts (finish_reason aside) and on records written before these fields existed.
+    source: str | None = None
+    api_key: str | None = None
+    end_user: str | None = None
+    messages: list[dict[str, str]] | None = None
+    finish_reason: str | None = None
 
     @property
     def owner(self) -> str:
@@ -90,3 +98,19 @@ class Page:
 class ImportResult:
     inserted: int
     duplicates: list[str]
+
+
+def parse_messages(value: object) -> list[dict[str, str]] | None:
+    """A stored conversation as ``[{"role", "content"}]``; anything malformed (or absent) is None."""
+    if not isinstance(value, list):
+        return None
+    messages = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("role"), str)
+            or not isinstance(item.get("content"), str)
+        ):
+            return None
+        messages.append({"role": item["role"], "content": item["content"]})
+    return messages

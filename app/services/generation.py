@@ -8,11 +8,15 @@ Two ways in, one set of rules:
   events and the record is written by the worker when the request ends (``ok``, ``cancelled`` with
   the partial text, or ``error``), whether or not anybody is still listening.
 
-Every record goes through ``records.store_interaction``.
+Every record goes through ``records.store_interaction``. The OpenAI-compatible API (``/v1``) comes in
+through the same two functions with an ``Ask`` that also carries the whole conversation, stop strings
+and where the call came from (source, key name); stop strings cut the recorded answer too.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -22,6 +26,7 @@ from typing import Any
 
 from app.domain.generation import Ask, GenerationResult, check_params_for_task
 from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
+from app.domain.stops import truncate_at_stop
 from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
 from app.services.engines.worker import InferenceRequest
@@ -77,7 +82,7 @@ def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
         store_interaction(cached)
         return cached
     try:
-        result = service.generate(ask.prompt, ask.params)
+        result = _generate(service, ask)
     except ModelUnavailable as exc:
         _store_quietly(_failed_interaction(ask, scope, service, exc))
         raise
@@ -105,7 +110,7 @@ def start_stream(ask: Ask, scope: Scope) -> Stream:
     def on_finish(request: InferenceRequest) -> None:
         _record_stream_end(stream, scope, service, request)
 
-    stream.request = service.submit(ask.prompt, ask.params, on_finish=on_finish)
+    stream.request = service.submit(ask.prompt, ask.params, on_finish=on_finish, messages=ask.messages)
     _register(stream)
     timer = threading.Timer(STREAM_ATTACH_SECONDS, _cancel_if_unattached, args=(stream,))
     timer.daemon = True
@@ -131,6 +136,7 @@ def stop_stream(stream_id: str, scope: Scope, *, wait_seconds: float = 5.0) -> S
 
 
 def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: GenerationResult) -> Interaction:
+    result = apply_stop(ask, result)
     cancelled = result.finish_reason == "cancelled"
     return _record(
         ask,
@@ -146,7 +152,16 @@ def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: 
         },
         status=STATUS_CANCELLED if cancelled else STATUS_OK,
         cache_key=None if cancelled else _key(ask, service),
+        finish_reason=result.finish_reason,
     )
+
+
+def apply_stop(ask: Ask, result: GenerationResult) -> GenerationResult:
+    """The result cut before the first stop string of the ask (then it finished with ``stop``)."""
+    if not ask.stop:
+        return result
+    text, found = truncate_at_stop(result.text, ask.stop)
+    return dataclasses.replace(result, text=text, finish_reason="stop") if found else result
 
 
 # --- internals ---------------------------------------------------------------------------------
@@ -180,7 +195,31 @@ def _cancel_if_unattached(stream: Stream) -> None:
 
 
 def _key(ask: Ask, service: GenerationService) -> str | None:
-    return answer_cache.cache_key(model=service.model, task=service.task, params=ask.params, prompt=ask.prompt)
+    return answer_cache.cache_key(model=service.model, task=service.task, params=ask.params, prompt=_cache_text(ask))
+
+
+def _cache_text(ask: Ask) -> str:
+    """What the answer depends on besides model and settings: the prompt, or the conversation and stops."""
+    if not ask.messages and not ask.stop:
+        return ask.prompt
+    material = {"messages": [turn.to_dict() for turn in ask.messages], "prompt": ask.prompt, "stop": list(ask.stop)}
+    return json.dumps(material, sort_keys=True, ensure_ascii=False)
+
+
+def _generate(service: GenerationService, ask: Ask) -> GenerationResult:
+    """Wait for the whole answer; with stop strings, cancel the request as soon as one appears."""
+    if not ask.messages and not ask.stop:
+        return service.generate(ask.prompt, ask.params)
+    request = service.submit(ask.prompt, ask.params, messages=ask.messages)
+    if ask.stop:
+        text = ""
+        for event in request.events():
+            if event.kind == "token":
+                text += event.text
+                if truncate_at_stop(text, ask.stop)[1]:
+                    request.cancel()  # the row ends after the current token; the rest would be cut anyway
+                    break
+    return apply_stop(ask, request.wait())
 
 
 def _cached_interaction(ask: Ask, scope: Scope, service: GenerationService) -> Interaction | None:
@@ -216,8 +255,12 @@ def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -
         model=service.model,
         task=service.task,
         **scope.owner_fields(),
-        params=ask.params.to_dict(),
+        params=ask.record_params(),
         regenerated_from=ask.regenerated_from,
+        source=ask.source,
+        api_key=ask.api_key,
+        end_user=ask.end_user,
+        messages=[turn.to_dict() for turn in ask.messages] if ask.messages else None,
         **fields,
     )
 

@@ -19,7 +19,7 @@ from typing import Any
 from bson import ObjectId
 
 from app.domain.filters import HistoryFilter
-from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
+from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope, parse_messages
 from app.domain.search import Segment, highlight
 from app.services.mongo_repo import get_repository
 
@@ -60,6 +60,7 @@ REJECT_STATUS = f"status must be one of {', '.join(STATUSES)}"
 REJECT_PARAMS = "params must be a JSON object"
 REJECT_TOKENS = 'tokens must be an object like {"prompt": 3, "output": 12} with whole numbers'
 REJECT_TIMINGS = "timings_ms must be an object of numbers"
+REJECT_MESSAGES = 'messages must be a list of {"role": text, "content": text} objects'
 REJECT_DUPLICATE_IN_FILE = "the same id appears earlier in this file"
 
 
@@ -116,8 +117,8 @@ def _iso(moment: datetime) -> str:
 
 
 def export_record(interaction: Interaction) -> dict[str, Any]:
-    """The exported (and importable) form of one interaction."""
-    return {
+    """The exported (and importable) form of one interaction (plus where it came from, for /v1 calls)."""
+    record: dict[str, Any] = {
         "id": interaction.id,
         "created_at": _iso(interaction.created_at),
         "prompt": interaction.prompt,
@@ -130,6 +131,9 @@ def export_record(interaction: Interaction) -> dict[str, Any]:
         "tokens": {"prompt": interaction.prompt_tokens, "output": interaction.output_tokens},
         "timings_ms": interaction.durations_ms,
     }
+    if interaction.source is not None:
+        record.update(source=interaction.source, api_key=interaction.api_key, messages=interaction.messages)
+    return record
 
 
 def _matching(scope: Scope, filters: HistoryFilter) -> Iterator[Interaction]:
@@ -258,6 +262,9 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         raise InvalidRecord(REJECT_TEXT_FIELD.format(name="error"))
     model = _text(record, "model")
     task = _text(record, "task")
+    messages = record.get("messages")
+    if messages is not None and parse_messages(messages) is None:
+        raise InvalidRecord(REJECT_MESSAGES)
     return Interaction(
         id=_record_id(record, created_at=created_at, prompt=prompt, output=output),
         prompt=prompt,
@@ -272,6 +279,9 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         error=error,
         created_at=created_at,
         **scope.owner_fields(),
+        source=_text(record, "source") or None,
+        api_key=_text(record, "api_key") or None,
+        messages=parse_messages(messages),
     )
 
 

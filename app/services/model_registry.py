@@ -28,7 +28,7 @@ from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
 from django_hf_ml.envconfig import validate_task_name
 
 if TYPE_CHECKING:
-    from app.domain.generation import GenerationParams, GenerationResult
+    from app.domain.generation import GenerationParams, GenerationResult, Turns
     from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ class GenerationService(Protocol):
     @property
     def is_loaded(self) -> bool: ...
 
-    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest: ...
+    def submit(
+        self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()
+    ) -> InferenceRequest: ...
 
-    def generate(self, prompt: str, params: GenerationParams) -> GenerationResult: ...
+    def generate(self, prompt: str, params: GenerationParams, *, messages: Turns = ()) -> GenerationResult: ...
 
     def worker(self) -> ModelWorker: ...
 

@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from app.domain.interaction import STATUS_OK, Interaction
+from app.domain.interaction import STATUS_OK, Interaction, parse_messages
 from app.errors import INTERACTION_NOT_FOUND, InteractionNotFound, InvalidCursor
 
 MAX_WINDOW_MS = 100 * 365 * 24 * 3600 * 1000
@@ -42,6 +42,11 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "cached_from": interaction.cached_from,
         "cache_key": interaction.cache_key,
         "regenerated_from": interaction.regenerated_from,
+        "source": interaction.source,
+        "api_key": interaction.api_key,
+        "end_user": interaction.end_user,
+        "messages": [dict(message) for message in interaction.messages] if interaction.messages is not None else None,
+        "finish_reason": interaction.finish_reason,
         **interaction.search_fields(),
     }
 
@@ -66,7 +71,16 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         cached_from=doc.get("cached_from"),
         cache_key=doc.get("cache_key"),
         regenerated_from=doc.get("regenerated_from"),
+        source=_optional_text(doc.get("source")),
+        api_key=_optional_text(doc.get("api_key")),
+        end_user=_optional_text(doc.get("end_user")),
+        messages=parse_messages(doc.get("messages")),
+        finish_reason=_optional_text(doc.get("finish_reason")),
     )
+
+
+def _optional_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

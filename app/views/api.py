@@ -52,6 +52,10 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "timings_ms": interaction.durations_ms,
         "cached": interaction.cached,
         "regenerated_from": interaction.regenerated_from,
+        # Calls through the OpenAI-compatible API: "api" and the key's name, else null.
+        "source": interaction.source,
+        "api_key": interaction.api_key,
+        "messages": interaction.messages,
     }
 
 

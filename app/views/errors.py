@@ -1,4 +1,4 @@
-"""Error pages: JSON under ``/api/`` and ``/v1/``, a friendly page elsewhere; never Django's bare defaults."""
+"""Error pages: JSON under ``/api/``, a friendly page elsewhere; never Django's bare defaults."""
 
 from __future__ import annotations
 

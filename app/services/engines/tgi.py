@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from app.domain.generation import FinishReason, GenerationParams, GenerationResult
+from app.domain.generation import FinishReason, GenerationParams, GenerationResult, Turns, join_turns
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
 from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker, OnFinish
@@ -158,13 +158,17 @@ class RemoteService:
     def queue_length(self) -> int:
         return self._worker.queue_length
 
-    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
+    def submit(
+        self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()
+    ) -> InferenceRequest:
         if not prompt.strip():
             raise InvalidPrompt(PROMPT_EMPTY)
-        return self.worker().submit(prompt, params, on_finish=on_finish)
+        # A text-generation endpoint has no chat template here: a conversation goes as its joined turns.
+        text = join_turns(messages) if messages else prompt
+        return self.worker().submit(text, params, on_finish=on_finish)
 
-    def generate(self, prompt: str, params: GenerationParams) -> GenerationResult:
-        return self.submit(prompt, params).wait()
+    def generate(self, prompt: str, params: GenerationParams, *, messages: Turns = ()) -> GenerationResult:
+        return self.submit(prompt, params, messages=messages).wait()
 
     def memory_bytes(self) -> int:
         return 0

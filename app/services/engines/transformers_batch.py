@@ -9,6 +9,7 @@ about one token while the other rows go on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from app.domain.generation import GenerationResult
 from app.domain.streams import StreamEvent
+from app.errors import InvalidPrompt
 from app.services.engines.transformers_model import LoadedModel, decode_text
 from app.services.engines.worker import InferenceRequest
+
+logger = logging.getLogger(__name__)
+
+PROMPT_NOT_ENCODABLE = "The model cannot take this conversation: {detail}"
 
 if TYPE_CHECKING:
     import torch
@@ -124,7 +130,9 @@ class LocalBackend:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        encoded = [self.service.encode_prompt(loaded, request.prompt) for request in requests]
+        requests, encoded = self._encode_each(loaded, requests)
+        if not requests:
+            return
         input_ids, attention_mask = pad_batch(
             [item["input_ids"][0] for item in encoded],
             pad_token_id=loaded.pad_token_id if loaded.pad_token_id is not None else 0,
@@ -162,6 +170,24 @@ class LocalBackend:
             )
         streamer.end()
 
+    def _encode_each(
+        self, loaded: LoadedModel, requests: Sequence[InferenceRequest]
+    ) -> tuple[list[InferenceRequest], list[dict[str, torch.Tensor]]]:
+        """Encode every request; one the model cannot take (a chat template that refuses the conversation)
+        fails alone with ``InvalidPrompt`` instead of failing the whole batch."""
+        accepted: list[InferenceRequest] = []
+        encoded: list[dict[str, torch.Tensor]] = []
+        for request in requests:
+            try:
+                encoded.append(self.service.encode_prompt(loaded, request.prompt, messages=request.messages))
+            except Exception as exc:
+                logger.warning("Request %s cannot be encoded for %s: %s", request.id, self.name, type(exc).__name__)
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                request._finish(error=InvalidPrompt(PROMPT_NOT_ENCODABLE.format(detail=detail)))
+                continue
+            accepted.append(request)
+        return accepted, encoded
+
     def _finish(self, row: Row, *, reason: str, loaded: LoadedModel, batch_started: float, load_seconds: float) -> None:
         now = time.perf_counter()
         result = GenerationResult(
@@ -180,7 +206,7 @@ class LocalBackend:
     def _run_beam_search(self, loaded: LoadedModel, request: InferenceRequest, *, load_seconds: float) -> None:
         """Beam search cannot stream (transformers refuses a streamer): one event with the whole answer."""
         started = time.perf_counter()
-        completion = self.service.complete(loaded, request.prompt, request.params)
+        completion = self.service.complete(loaded, request.prompt, request.params, messages=request.messages)
         now = time.perf_counter()
         if completion.text:
             request._emit(StreamEvent("token", text=completion.text))

@@ -25,7 +25,9 @@ from app.domain.generation import (
     GenerationParams,
     GenerationResult,
     ModelKind,
+    Turns,
     check_params_for_task,
+    join_turns,
     model_kind,
     validate_task,
 )
@@ -218,20 +220,26 @@ class NLPService:
 
     # -- inference --
 
-    def generate(self, prompt: str, params: GenerationParams) -> GenerationResult:
+    def generate(self, prompt: str, params: GenerationParams, *, messages: Turns = ()) -> GenerationResult:
         """Generate a completion for ``prompt``; raises InvalidPrompt, InvalidParams, ModelUnavailable or QueueFull.
 
         Goes through the model's inference worker (batched with concurrent requests) and waits for the result.
         Length limits are the caller's (``forms.clean_prompt``); only a blank prompt is refused here.
         """
-        return self.submit(prompt, params).wait()
+        return self.submit(prompt, params, messages=messages).wait()
 
-    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
-        """Queue ``prompt`` on this model's worker and return the request to stream, wait on or cancel."""
+    def submit(
+        self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()
+    ) -> InferenceRequest:
+        """Queue ``prompt`` on this model's worker and return the request to stream, wait on or cancel.
+
+        ``messages`` (optional) is the whole conversation ending with ``prompt``'s turn: a causal model
+        with a chat template gets every turn through it, other models the turns joined (``join_turns``).
+        """
         if not prompt.strip():
             raise InvalidPrompt(PROMPT_EMPTY)
         check_params_for_task(params, self.task)
-        return self.worker().submit(prompt, params, on_finish=on_finish)
+        return self.worker().submit(prompt, params, on_finish=on_finish, messages=messages)
 
     def worker(self) -> ModelWorker:
         """This model's inference worker, created on first use (its thread starts with the first request)."""
@@ -265,18 +273,20 @@ class NLPService:
         if was_loaded:
             logger.info("Unloaded model %s (%s)", self.model, self.task)
 
-    def encode_prompt(self, loaded: LoadedModel, prompt: str) -> dict[str, torch.Tensor]:
+    def encode_prompt(self, loaded: LoadedModel, prompt: str, *, messages: Turns = ()) -> dict[str, torch.Tensor]:
         """Token ids (and attention mask) of one prompt, with the chat template or task prefix applied."""
-        return self._encode(loaded, prompt)
+        return self._encode(loaded, prompt, messages)
 
-    def complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams) -> Completion:
+    def complete(
+        self, loaded: LoadedModel, prompt: str, params: GenerationParams, *, messages: Turns = ()
+    ) -> Completion:
         """One unbatched, non-streamed generation (beam search, baselines)."""
         with self._inference_lock:
-            return self._complete(loaded, prompt, params)
+            return self._complete(loaded, prompt, params, messages)
 
-    def _complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams) -> Completion:
+    def _complete(self, loaded: LoadedModel, prompt: str, params: GenerationParams, messages: Turns) -> Completion:
         """Encode, generate and decode one prompt; the caller holds the inference lock."""
-        inputs = self._encode(loaded, prompt)
+        inputs = self._encode(loaded, prompt, messages)
         prompt_tokens = int(inputs["input_ids"].shape[-1])
         output_ids = self._generate_ids(loaded, inputs, params)
         new_ids = self._new_token_ids(loaded, output_ids[0], prompt_tokens)
@@ -287,16 +297,17 @@ class NLPService:
             finish_reason=finish_reason(loaded, new_ids, params.max_new_tokens),
         )
 
-    def _encode(self, loaded: LoadedModel, prompt: str) -> dict[str, torch.Tensor]:
+    def _encode(self, loaded: LoadedModel, prompt: str, messages: Turns = ()) -> dict[str, torch.Tensor]:
         tokenizer = loaded.tokenizer
         if loaded.kind == "causal" and getattr(tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
+            turns = [turn.to_dict() for turn in messages] or [{"role": "user", "content": prompt}]
             chat = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                turns, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
             encoded = cast("Mapping[str, torch.Tensor]", chat)
         else:
-            encoded = tokenizer(loaded.prompt_prefix + prompt, return_tensors="pt")
+            text = join_turns(messages) if messages else prompt
+            encoded = tokenizer(loaded.prompt_prefix + text, return_tensors="pt")
         return {name: encoded[name].to(self.device) for name in ("input_ids", "attention_mask") if name in encoded}
 
     def _generate_ids(

@@ -30,7 +30,7 @@ from app.domain.streams import StreamEvent
 from app.errors import QUEUE_FULL, DomainError, ModelUnavailable, QueueFull
 
 if TYPE_CHECKING:
-    from app.domain.generation import GenerationParams
+    from app.domain.generation import GenerationParams, Turns
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ class InferenceRequest:
         prompt: str,
         params: GenerationParams,
         on_finish: Callable[[InferenceRequest], None] | None = None,
+        messages: Turns = (),
     ) -> None:
         self.id = uuid.uuid4().hex
         self.prompt = prompt
         self.params = params
+        self.messages = tuple(messages)  # the whole conversation when there is one (OpenAI API), else ()
         self.enqueued_at = time.perf_counter()
         self.started_at: float | None = None
         self.first_token_at: float | None = None
@@ -191,9 +193,11 @@ class ModelWorker:
     def busy(self) -> bool:
         return bool(self._waiting or self._running)
 
-    def submit(self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None) -> InferenceRequest:
+    def submit(
+        self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()
+    ) -> InferenceRequest:
         """Queue a request; ``QueueFull`` (with a ``retry_after``) when ``max_queue`` are waiting."""
-        request = InferenceRequest(prompt=prompt, params=params, on_finish=on_finish)
+        request = InferenceRequest(prompt=prompt, params=params, on_finish=on_finish, messages=messages)
         request._canceller = self._cancel
         with self._condition:
             if len(self._waiting) >= self.max_queue:
