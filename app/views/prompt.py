@@ -20,6 +20,7 @@ from app.errors import InteractionNotFound, StoreUnavailable
 from app.forms.prompt import PromptForm, initial_from_interaction
 from app.services.generation import answer_blocking
 from app.services.interactions import get_interaction, recent_interactions
+from app.services.stream_follow import RunningAnswer, answer_for_page
 from app.views._htmx import HtmxHttpRequest, htmx_action, page_or_fragment, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_scope
 
@@ -53,13 +54,16 @@ def invalid_prompt_form(request: HtmxHttpRequest, form: PromptForm) -> HttpRespo
 @require_GET
 @vary_on_htmx
 def index(request: HtmxHttpRequest) -> HttpResponse:
-    answer: Interaction | None = None
+    found: Interaction | RunningAnswer | None = None
     answer_id = request.GET.get("answer", "")
     if answer_id:
         try:
-            answer = get_interaction(scope=visitor_scope(request), interaction_id=answer_id)
+            found = answer_for_page(scope=visitor_scope(request), answer_id=answer_id)
         except (InteractionNotFound, StoreUnavailable):
-            answer = None
+            found = None
+    if isinstance(found, RunningAnswer):  # still generating (a reload, a second tab): show it and keep streaming
+        return render(request, INDEX, index_context(request, feed=found))
+    answer = found
     # An answer's prompt, parameters and model fill the form again: change a parameter and send it anew.
     form = PromptForm(initial=initial_from_interaction(answer.prompt, answer.params, answer.model) if answer else None)
     return render(request, INDEX, index_context(request, form, answer=answer))

@@ -1,18 +1,22 @@
 """Streaming answers: start (htmx form post), the Server-Sent Events feed, stop, regenerate.
 
 The page posts the prompt form here with htmx; the answer is a fragment whose ``sse-connect`` opens
-``GET /stream/<id>/events``. That response is a ``StreamingHttpResponse`` whose generator relays
-the worker's events: it occupies one thread of a threaded server (``manage.py serve`` / runserver,
-gunicorn ``gthread``) while the model works in its own worker thread. A closed tab ends the
-generator (the next write fails) and cancels the request. Without JavaScript the same URLs answer
-with a redirect to the finished answer, and the prompt form itself still posts to ``/prompt/``.
+``GET /stream/<id>/events``. That feed is an async view: its ``StreamingHttpResponse`` iterates an
+async generator (``stream_follow.follow``), so under an ASGI server (uvicorn: ``manage.py serve``,
+production) an open feed holds no thread, only a coroutine. Every event carries an id, the number of
+characters of the answer sent so far: a reconnect (the browser's own ``Last-Event-ID``, or ``?from=``
+on a reloaded page) gets the text it misses, then the live rest, from whichever process it reaches.
+A closed tab only ends its feed; the generation goes on and is stored (only Stop cancels).
+Without JavaScript the same URLs answer with a redirect to the finished answer, and the prompt form
+itself still posts to ``/prompt/``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -20,13 +24,15 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
 
 from app.domain.generation import Ask, GenerationParams
-from app.domain.streams import StreamEvent
 from app.errors import InvalidParams, StreamNotFound
+from app.forms.feed import resume_offset
 from app.forms.prompt import PromptForm
-from app.services.generation import Stream, get_stream, start_stream, stop_stream
+from app.services.generation import Stream, start_stream, stop_stream
 from app.services.interactions import get_interaction
+from app.services.stream_follow import FeedEvent, follow, running
 from app.views._htmx import HtmxHttpRequest, htmx_action
 from app.views._visitor import visitor_scope
 from app.views.prompt import INDEX, invalid_prompt_form, submitted_form_context
@@ -61,13 +67,11 @@ def regenerate(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
 
 
 @require_GET
-def stream_events(request: HtmxHttpRequest, stream_id: str) -> HttpResponseBase:
+async def stream_events(request: HtmxHttpRequest, stream_id: str) -> HttpResponseBase:
     """The SSE feed of one stream: ``queued``/``started`` status, ``token`` deltas, then ``done``."""
-    try:
-        stream: Stream | None = get_stream(stream_id, visitor_scope(request))
-    except StreamNotFound:
-        stream = None
-    response = StreamingHttpResponse(_relay(request, stream), content_type="text/event-stream")
+    scope = await sync_to_async(visitor_scope)(request)
+    events = _relay(request, follow(stream_id, scope, offset=resume_offset(request), keepalive=KEEPALIVE_SECONDS))
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response
@@ -98,51 +102,49 @@ def _start(request: HtmxHttpRequest, ask: Ask) -> HttpResponse:
         return _redirect_to_answer(stream)
     if stream.finished:  # answered from the cache
         return render(request, f"{INDEX}#answer-with-row", _done_context(stream))
-    return render(request, f"{INDEX}#stream", {"stream": stream})
+    # The page's URL names the running answer: a reload shows it and keeps streaming it.
+    return push_url(render(request, f"{INDEX}#stream", {"feed": running(stream)}), _answer_url(stream.id))
 
 
-def _relay(request: HtmxHttpRequest, stream: Stream | None) -> Iterator[str]:
-    if stream is None:
-        yield sse("done", _render(request, "problem", {"problem": StreamNotFound().message}))
-        return
-    stream.attached = True
-    inference = stream.request
-    try:
-        yield ": stream open\n\n"
-        while inference is not None:
-            event = inference.next_event(timeout=KEEPALIVE_SECONDS)
-            if event is None:
-                if stream.finished:  # a reconnect after the end: the earlier connection consumed the events
-                    break
-                yield ": keep-alive\n\n"
-                continue
-            if event.kind in ("done", "error"):
-                break
+async def _relay(request: HtmxHttpRequest, feed: AsyncIterator[FeedEvent]) -> AsyncIterator[str]:
+    yield ": stream open\n\n"
+    async for event in feed:
+        if event.kind == "keepalive":
+            yield ": keep-alive\n\n"
+        elif event.kind == "end":
+            yield sse("done", await sync_to_async(_render_end)(request, event), event_id=event.offset)
+            return
+        else:
             yield _event_message(event)
-        stream.ended.wait(10.0)
-        yield sse("done", _render(request, "answer-with-row", _done_context(stream)))
-    finally:
-        if inference is not None and not inference.finished:
-            logger.info("Stream %s closed by the client; cancelling", stream.id)
-            inference.cancel()
+
+
+def _render_end(request: HtmxHttpRequest, event: FeedEvent) -> str:
+    if event.interaction is None:
+        return _render(request, "problem", {"problem": event.problem or StreamNotFound().message})
+    return _render(request, "answer-with-row", {"answer": event.interaction, "save_error": event.save_error})
 
 
 def _render(request: HtmxHttpRequest, partial: str, context: dict[str, object]) -> str:
     return render_to_string(f"{INDEX}#{partial}", context, request).strip()
 
 
-def _event_message(event: StreamEvent) -> str:
-    if event.kind == "token":
-        return sse("token", escape(event.text))
-    if event.kind == "queued":
-        return sse("queued", escape(STATUS_QUEUED.format(position=event.position)))
-    return sse("started", STATUS_STARTED)
+def _event_message(event: FeedEvent) -> str:
+    if event.kind == "text":
+        return sse("token", escape(event.text), event_id=event.offset)
+    if event.phase == "queued":
+        return sse("queued", escape(STATUS_QUEUED.format(position=event.position)), event_id=event.offset)
+    return sse("started", STATUS_STARTED, event_id=event.offset)
 
 
-def sse(event: str, data: str) -> str:
-    """One Server-Sent Events message; every line of ``data`` gets its own ``data:`` field."""
+def sse(event: str, data: str, *, event_id: int | None = None) -> str:
+    """One Server-Sent Events message; every line of ``data`` gets its own ``data:`` field.
+
+    ``event_id`` (characters of the answer sent so far) is what the browser sends back as
+    ``Last-Event-ID`` when it reconnects.
+    """
     lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-    return f"event: {event}\n{lines}\n"
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\n{lines}\n"
 
 
 def _done_context(stream: Stream) -> dict[str, object]:
@@ -150,7 +152,9 @@ def _done_context(stream: Stream) -> dict[str, object]:
 
 
 def _redirect_to_answer(stream: Stream) -> HttpResponse:
-    url = reverse("app:index")
-    if stream.interaction is not None:
-        url = f"{url}?answer={stream.interaction.id}"
+    url = _answer_url(stream.interaction.id) if stream.interaction is not None else reverse("app:index")
     return HttpResponseRedirect(url, status=303)
+
+
+def _answer_url(answer_id: str) -> str:
+    return f"{reverse('app:index')}?answer={answer_id}"
