@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+
+from app.services.local_store import free_port
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -44,3 +52,36 @@ def page(browser: object) -> Iterator[object]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+@dataclass(frozen=True)
+class AsgiLiveServer:
+    url: str
+
+
+@pytest.fixture
+def asgi_live_server(transactional_db: None) -> Iterator[AsgiLiveServer]:
+    """The app under uvicorn in a thread of the test process, as ``manage.py serve`` runs it (ASGI).
+
+    Django's ``live_server`` is a WSGI server, where an async streaming response is read to its end
+    before anything is sent; the answer feed needs an ASGI server to stream.
+    """
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(get_asgi_application()),  # type: ignore[no-untyped-call]
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield AsgiLiveServer(url=f"http://127.0.0.1:{config.port}")
+    server.should_exit = True
+    thread.join(timeout=15)

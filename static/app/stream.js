@@ -1,8 +1,25 @@
 // Streaming answers: Stop button, Esc and the `prompt:cancel` event stop generation on the server.
 // The answer fragment itself is driven by htmx's sse extension (hx-ext="sse" on the streaming article);
-// this file only finds the running stream's Stop form and submits it. No inline scripts (strict CSP).
+// this file finds the running stream's Stop form and submits it, and keeps the feed resumable.
+// No inline scripts (strict CSP).
+//
+// Resuming: every feed event's id is the number of characters of the answer sent so far. When the
+// connection drops, the browser's EventSource reconnects by itself and sends that id as Last-Event-ID,
+// so the server sends only the missing text. When the EventSource gave up (closed) the sse extension
+// opens a new one from the `sse-connect` attribute, which we keep pointing at `?from=<last id>`;
+// either way no text is shown twice.
 (function () {
   "use strict";
+
+  document.addEventListener("htmx:sseMessage", function (event) {
+    var message = event.detail;
+    if (!message || !message.lastEventId || !/^\d+$/.test(message.lastEventId)) return;
+    var article = event.target.closest && event.target.closest("article.streaming[sse-connect]");
+    if (!article) return;
+    var base = article.getAttribute("sse-connect").split("?")[0];
+    article.setAttribute("sse-connect", base + "?from=" + message.lastEventId);
+    article.dataset.offset = message.lastEventId;
+  });
 
   function runningStopForm() {
     var streams = document.querySelectorAll("article.streaming[data-stream-id]");

@@ -1,8 +1,10 @@
 """``python manage.py serve``: everything the README's run command needs, then the web server.
 
 Starts the local store when no MONGO_URI is set, applies migrations, ensures the MongoDB
-indexes, collects static files, prepares and warms up the model, then runs Django's threaded
-server without the autoreloader (so the model is loaded in this one process).
+indexes, collects static files, prepares and warms up the model, then serves the ASGI application
+with uvicorn in this one process (so the model is loaded once, and an open answer feed is a
+coroutine, not a thread). Static files are served by whitenoise's middleware, as in production.
+SIGTERM or Ctrl+C stops it cleanly: open feeds get ``GRACEFUL_SECONDS``, then the local store stops.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import signal
 import sys
 from typing import Any
 
+import uvicorn
 from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,6 +25,16 @@ from app.services.local_store import LocalStore, start_local_store
 from app.services.mongo_repo import get_repository
 from app.services.records import replay_leftovers
 from app.services.warmup import warm_up, warmup_enabled
+
+GRACEFUL_SECONDS = 3  # an SSE feed never ends by itself: shutdown closes it after this long
+
+
+def parse_addrport(addrport: str) -> tuple[str, int]:
+    """``"127.0.0.1:8000"``, ``"[::1]:8000"`` or ``"8000"`` as (host, port), as runserver reads them."""
+    host, _, port = addrport.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise CommandError(f"{addrport!r} is not an address:port or port number.")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
 class Command(BaseCommand):
@@ -44,10 +58,22 @@ class Command(BaseCommand):
                 self._warm_up()
             replay_leftovers()
             self.stdout.write(self.style.SUCCESS(f"Serving on http://{options['addrport']}/ (Ctrl+C to stop)"))
-            call_command("runserver", options["addrport"], use_reloader=False, use_threading=True)
+            host, port = parse_addrport(options["addrport"])
+            self._serve(host, port)
         finally:
             if store is not None:
                 store.stop()
+
+    def _serve(self, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            get_asgi_application(),
+            host=host,
+            port=port,
+            lifespan="off",  # Django has no lifespan events
+            log_config=None,  # Django's LOGGING already configures the root logger
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        )
+        uvicorn.Server(config).run()
 
     def _start_store(self) -> LocalStore | None:
         if not settings.MONGO_LOCAL:

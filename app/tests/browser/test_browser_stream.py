@@ -1,7 +1,9 @@
-"""A person watches the answer stream in, presses Esc, and finds the partial answer kept as cancelled."""
+"""A person watches the answer stream in, presses Esc, and finds the partial answer kept as cancelled;
+reloads mid-stream and sees it go on; opens it in a second tab. Served by uvicorn (ASGI), as in production."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +13,7 @@ from app.services import generation
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
+from app.tests.conftest_browser import AsgiLiveServer
 from app.tests.services.test_inference import SlowNoEos
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings")]
@@ -20,8 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings")]
 def slow_tokens() -> Iterator[None]:
     """~20 tokens a second that never end early: slow enough to watch and to stop."""
     service = service_for(None)
-    service.warm_up()  # type: ignore[attr-defined]
-    eos = sorted(service.loaded_model().eos_token_ids)  # type: ignore[attr-defined]
+    service.warm_up()
+    eos = sorted(service.loaded_model().eos_token_ids)
     LocalBackend.extra_logits_processors = (SlowNoEos(eos, delay=0.05),)
     yield
     LocalBackend.extra_logits_processors = ()
@@ -29,8 +32,10 @@ def slow_tokens() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("slow_tokens")
-def test_tokens_appear_progressively_and_esc_keeps_the_partial_answer(page: Page, live_server: object) -> None:
-    page.goto(f"{live_server.url}/")  # type: ignore[attr-defined]
+def test_tokens_appear_progressively_and_esc_keeps_the_partial_answer(
+    page: Page, asgi_live_server: AsgiLiveServer
+) -> None:
+    page.goto(f"{asgi_live_server.url}/")
     page.get_by_text("Parameters").click()
     page.locator("input[name=max_new_tokens]").fill("600")
     box = page.get_by_label("Prompt")
@@ -59,13 +64,13 @@ def test_tokens_appear_progressively_and_esc_keeps_the_partial_answer(page: Page
     assert doc["output"] == shown
     assert 0 < doc["output_tokens"] < 600
 
-    page.goto(f"{live_server.url}/history/{doc['_id']}/")  # type: ignore[attr-defined]
+    page.goto(f"{asgi_live_server.url}/history/{doc['_id']}/")
     expect(page.locator("main")).to_contain_text(shown[:40])
 
 
 @pytest.mark.usefixtures("slow_tokens")
-def test_stop_button_stops_the_stream(page: Page, live_server: object) -> None:
-    page.goto(f"{live_server.url}/")  # type: ignore[attr-defined]
+def test_stop_button_stops_the_stream(page: Page, asgi_live_server: AsgiLiveServer) -> None:
+    page.goto(f"{asgi_live_server.url}/")
     page.get_by_text("Parameters").click()
     page.locator("input[name=max_new_tokens]").fill("600")
     page.get_by_label("Prompt").fill("Another long story")
@@ -73,3 +78,51 @@ def test_stop_button_stops_the_stream(page: Page, live_server: object) -> None:
     expect(page.locator("#result article.streaming .output")).not_to_be_empty()
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#result article.answer[data-status=cancelled]")).to_be_visible()
+
+
+def start_long_answer(page: Page, base: str, prompt: str, tokens: str) -> str:
+    page.goto(f"{base}/")
+    page.get_by_text("Parameters").click()
+    page.locator("input[name=max_new_tokens]").fill(tokens)
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#result article.streaming .output")).not_to_be_empty()
+    expect(page).to_have_url(re.compile(r"/\?answer=[0-9a-f]+$"))  # the URL names the running answer
+    return str(page.locator("#result article.streaming").get_attribute("data-stream-id"))
+
+
+@pytest.mark.usefixtures("slow_tokens")
+def test_reload_mid_stream_continues_the_answer_from_where_it_was(page: Page, asgi_live_server: AsgiLiveServer) -> None:
+    sid = start_long_answer(page, asgi_live_server.url, "Keep going after a reload", "70")
+    output = page.locator("#result article.streaming .output")
+    expect(output).not_to_have_text(output.inner_text())  # it grows
+    before = output.inner_text()
+
+    page.reload()
+
+    running = page.locator(f"#result article.streaming[data-stream-id='{sid}'] .output")
+    expect(running).to_be_visible()
+    assert running.inner_text().startswith(before)  # the text so far, at once
+    answer = page.locator("#result article.answer[data-status=ok]")
+    expect(answer).to_be_visible(timeout=30_000)  # the stream went on to its end
+    shown = answer.locator(".output").inner_text()
+    doc = get_repository().collection.find_one({"prompt": "Keep going after a reload"})
+    assert doc is not None and doc["status"] == "ok"
+    assert shown == doc["output"] and shown.startswith(before)  # nothing lost, nothing twice
+    assert doc["output_tokens"] == 70
+
+
+@pytest.mark.usefixtures("slow_tokens")
+def test_a_second_tab_shows_the_same_stream(page: Page, asgi_live_server: AsgiLiveServer) -> None:
+    start_long_answer(page, asgi_live_server.url, "Watch me twice", "60")
+    other = page.context.new_page()  # same visitor, another tab
+    other.goto(page.url)
+    expect(other.locator("#result article.streaming .output")).not_to_be_empty()
+
+    first = page.locator("#result article.answer[data-status=ok] .output")
+    second = other.locator("#result article.answer[data-status=ok] .output")
+    expect(first).to_be_visible(timeout=30_000)
+    expect(second).to_be_visible(timeout=30_000)
+    doc = get_repository().collection.find_one({"prompt": "Watch me twice"})
+    assert doc is not None
+    assert first.inner_text() == second.inner_text() == doc["output"]
