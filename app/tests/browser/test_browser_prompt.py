@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.tests.conftest_browser import AsgiLiveServer
+
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings")]
 
 
-def test_ctrl_enter_answers_without_reload_and_row_survives_reload(page: Page, live_server: object) -> None:
-    page.goto(f"{live_server.url}/")  # type: ignore[attr-defined]
+def test_ctrl_enter_answers_without_reload_and_row_survives_reload(
+    page: Page, asgi_live_server: AsgiLiveServer
+) -> None:
+    page.goto(f"{asgi_live_server.url}/")
     page.evaluate("window.__sameDocument = true")
     box = page.get_by_label("Prompt")
     box.fill("What is the capital of France?")

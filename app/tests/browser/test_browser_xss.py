@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from app.domain.interaction import Interaction
 from app.services.mongo_repo import get_repository
+from app.tests.conftest_browser import AsgiLiveServer
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 
@@ -90,9 +91,11 @@ def test_stored_payloads_render_as_text_on_every_page(watched_page: tuple[Page, 
 
 
 @pytest.mark.browser
-def test_typed_payload_is_swapped_in_by_htmx_as_text(watched_page: tuple[Page, list[str]], live_server: Any) -> None:
+def test_typed_payload_is_swapped_in_by_htmx_as_text(
+    watched_page: tuple[Page, list[str]], asgi_live_server: AsgiLiveServer
+) -> None:
     page, dialogs = watched_page
-    page.goto(f"{live_server.url}/")
+    page.goto(f"{asgi_live_server.url}/")
     box = page.get_by_label("Prompt")
     box.fill(PAYLOADS[0] + PAYLOADS[1])
     box.press("Control+Enter")
