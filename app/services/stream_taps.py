@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pymongo.errors import PyMongoError
@@ -138,16 +138,16 @@ def pump_local(tap: Tap, stream: Stream) -> None:
 
 def follow_store(tap: Tap, interaction_id: str, scope: Scope) -> None:
     """Mirror the record into ``tap`` until it leaves ``pending`` or nobody follows it (own thread)."""
-    wait = _change_waiter(interaction_id)
     idle_since: float | None = None
-    while not _read_record(tap, interaction_id, scope):
-        if tap.followers > 0:
-            idle_since = None
-        elif idle_since is None:
-            idle_since = time.monotonic()
-        elif time.monotonic() - idle_since > IDLE_SECONDS and _release_if_idle(tap):
-            return
-        wait()
+    with _change_waiter(interaction_id) as wait:
+        while not _read_record(tap, interaction_id, scope):
+            if tap.followers > 0:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_SECONDS and _release_if_idle(tap):
+                return
+            wait()
 
 
 def _read_record(tap: Tap, interaction_id: str, scope: Scope) -> bool:
@@ -180,7 +180,7 @@ _change_streams_lock = threading.Lock()
 
 
 def change_streams_supported() -> bool:
-    """Whether the store serves change streams (a replica set or Atlas; SecantusDB and a lone mongod do not)."""
+    """Whether the store serves change streams (a replica set, Atlas, SecantusDB 0.7; a lone mongod does not)."""
     global _change_streams
     with _change_streams_lock:
         if _change_streams is None:
@@ -200,20 +200,22 @@ def reset_change_stream_probe() -> None:
         _change_streams = None
 
 
-def _change_waiter(interaction_id: str) -> Callable[[], None]:
-    """A wait of at most ``POLL_SECONDS`` that returns early when the record changes."""
+@contextlib.contextmanager
+def _change_waiter(interaction_id: str) -> Iterator[Callable[[], None]]:
+    """A wait of at most ``POLL_SECONDS`` that returns early when the record changes (change streams)."""
     if not change_streams_supported():
-        return lambda: time.sleep(POLL_SECONDS)
+        yield lambda: time.sleep(POLL_SECONDS)
+        return
     match = [{"$match": {"documentKey._id": parse_interaction_id(interaction_id)}}]
-    stream = get_repository().collection.watch(match, max_await_time_ms=int(POLL_SECONDS * 1000))
+    with get_repository().collection.watch(match, max_await_time_ms=int(POLL_SECONDS * 1000)) as changes:
 
-    def wait() -> None:
-        try:
-            stream.try_next()
-        except PyMongoError:
-            time.sleep(POLL_SECONDS)
+        def wait() -> None:
+            try:
+                changes.try_next()
+            except PyMongoError:
+                time.sleep(POLL_SECONDS)
 
-    return wait
+        yield wait
 
 
 # --- the taps of this process -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Following a generation that another process runs: the record in the store, polled (no change streams here)."""
+"""Following a generation that another process runs: the record in the store (change stream or polling)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,6 @@ def test_the_page_shows_a_pending_record_as_running_with_its_text_so_far() -> No
 def test_change_streams_are_detected_at_run_time() -> None:
     stream_taps.reset_change_stream_probe()
     supported = stream_taps.change_streams_supported()
-    assert isinstance(supported, bool)  # SecantusDB: False (polling); a replica set: True
+    assert isinstance(supported, bool)  # SecantusDB 0.7 and replica sets: True; a lone mongod: False (polling)
     assert stream_taps.change_streams_supported() is supported  # probed once per process
     stream_taps.reset_change_stream_probe()
