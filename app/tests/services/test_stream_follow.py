@@ -121,3 +121,16 @@ def test_change_streams_are_detected_at_run_time() -> None:
     assert isinstance(supported, bool)  # SecantusDB 0.7 and replica sets: True; a lone mongod: False (polling)
     assert stream_taps.change_streams_supported() is supported  # probed once per process
     stream_taps.reset_change_stream_probe()
+
+
+def test_without_change_streams_the_record_is_polled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream_taps, "change_streams_supported", lambda: False)  # e.g. a lone mongod
+    record = GeneratingRecord(SCOPE, output="Poll")
+    events = collect(record.id)
+    time.sleep(0.3)
+    record.write("ed")
+    time.sleep(0.3)
+    record.end()
+    got = result(events)
+    assert texts(got) == "Polled"
+    assert got[-1].interaction is not None and got[-1].interaction.status == "ok"
