@@ -6,7 +6,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -54,34 +53,51 @@ def page(browser: object) -> Iterator[object]:
     context.close()
 
 
-@dataclass(frozen=True)
 class AsgiLiveServer:
-    url: str
+    """The app under uvicorn in a thread of the test process, as ``manage.py serve`` runs it (ASGI).
+
+    Django's ``live_server`` is a WSGI server, where an async streaming response is read to its end
+    before anything is sent; the answer feed needs an ASGI server to stream. ``restart()`` drops every
+    open connection (as a server restart or a network cut does) and serves again on the same port.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            ASGIStaticFilesHandler(get_asgi_application()),  # type: ignore[no-untyped-call]
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        server = self._server = uvicorn.Server(config)
+        thread = self._thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 @pytest.fixture
 def asgi_live_server(transactional_db: None) -> Iterator[AsgiLiveServer]:
-    """The app under uvicorn in a thread of the test process, as ``manage.py serve`` runs it (ASGI).
-
-    Django's ``live_server`` is a WSGI server, where an async streaming response is read to its end
-    before anything is sent; the answer feed needs an ASGI server to stream.
-    """
-    config = uvicorn.Config(
-        ASGIStaticFilesHandler(get_asgi_application()),  # type: ignore[no-untyped-call]
-        host="127.0.0.1",
-        port=free_port(),
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield AsgiLiveServer(url=f"http://127.0.0.1:{config.port}")
-    server.should_exit = True
-    thread.join(timeout=15)
+    server = AsgiLiveServer()
+    server.start()
+    yield server
+    server.stop()

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from app.services import generation
 from app.services.engines.transformers_batch import LocalBackend
@@ -126,3 +126,33 @@ def test_a_second_tab_shows_the_same_stream(page: Page, asgi_live_server: AsgiLi
     doc = get_repository().collection.find_one({"prompt": "Watch me twice"})
     assert doc is not None
     assert first.inner_text() == second.inner_text() == doc["output"]
+
+
+@pytest.mark.usefixtures("slow_tokens")
+def test_a_dropped_connection_resumes_with_last_event_id_and_nothing_twice(
+    page: Page, asgi_live_server: AsgiLiveServer
+) -> None:
+    feeds: list[Request] = []
+    page.on("request", lambda request: feeds.append(request) if "/events" in request.url else None)
+    start_long_answer(page, asgi_live_server.url, "Survive a dropped connection", "1000")
+    output = page.locator("#result article.streaming .output")
+    expect(output).not_to_have_text(output.inner_text())
+
+    asgi_live_server.restart()  # every open connection is cut; the browser reconnects by itself
+
+    for _ in range(200):  # EventSource retries after a few seconds
+        if len(feeds) > 1:
+            break
+        page.wait_for_timeout(100)
+    assert len(feeds) > 1
+    reconnect = feeds[-1]
+    resumed_from = int(reconnect.all_headers().get("last-event-id", "0"))
+    assert resumed_from > 0  # EventSource sent the offset of the text it had
+    grown = output.inner_text()
+    expect(output).not_to_have_text(grown)  # the rest streams in again
+    shown = output.inner_text()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#result article.answer[data-status=cancelled]")).to_be_visible()
+    doc = get_repository().collection.find_one({"prompt": "Survive a dropped connection"})
+    assert doc is not None
+    assert doc["output"].startswith(shown)  # what was shown is the answer so far, no piece of it twice
