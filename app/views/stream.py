@@ -39,7 +39,7 @@ from app.views.prompt import INDEX, invalid_prompt_form, submitted_form_context
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 1.0  # a comment line this often while waiting: a closed tab is noticed on the next write
+KEEPALIVE_SECONDS = 1.0  # a comment line this often while waiting: keeps proxies from closing an idle feed
 STATUS_STARTED = "Generating…"
 STATUS_QUEUED = "Waiting in the queue: position {position}."
 REGENERATE_PARAMS_GONE = "This answer's parameters are no longer valid; edit them and send the prompt again."
