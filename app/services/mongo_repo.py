@@ -38,6 +38,7 @@ from app.services.mongo_documents import (
     to_document,
 )
 from app.services.mongo_scan import ScanRequest, next_page_window, record_days, scan_history
+from app.services.per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -302,30 +303,17 @@ def redact_uri(uri: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-_repository: InteractionRepository | None = None
-_repository_lock = threading.Lock()
+def _build_repository() -> InteractionRepository:
+    return InteractionRepository(
+        uri=settings.MONGO_URI,
+        db_name=settings.MONGO_DB_NAME,
+        collection_name=settings.MONGO_COLLECTION,
+        timeout_ms=settings.MONGO_TIMEOUT_MS,
+        windowed_scan=getattr(settings, "MONGO_WINDOWED_SCAN", True),
+    )
 
 
-def get_repository() -> InteractionRepository:
-    """The process-wide repository built from settings (the client itself connects lazily)."""
-    global _repository
-    if _repository is None:
-        with _repository_lock:
-            if _repository is None:
-                _repository = InteractionRepository(
-                    uri=settings.MONGO_URI,
-                    db_name=settings.MONGO_DB_NAME,
-                    collection_name=settings.MONGO_COLLECTION,
-                    timeout_ms=settings.MONGO_TIMEOUT_MS,
-                    windowed_scan=getattr(settings, "MONGO_WINDOWED_SCAN", True),
-                )
-    return _repository
-
-
-def reset_repository() -> None:
-    """Forget the process-wide repository (tests, settings changes)."""
-    global _repository
-    with _repository_lock:
-        if _repository is not None:
-            _repository.close()
-        _repository = None
+# The client itself connects lazily, in the process that uses it.
+_repository = PerProcess(_build_repository, close=InteractionRepository.close)
+get_repository = _repository.get
+reset_repository = _repository.reset  # tests, settings changes
