@@ -50,6 +50,11 @@ DAY_INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("day", DESCENDING)], name="day_desc"),
 )
 
+# The shared per-visitor rate limit (app/services/rate_limit.py): one small document per visitor, removed
+# by the server once that visitor's allowance is full again (the document then means nothing).
+RATE_SUFFIX = "_rate"
+RATE_INDEXES: tuple[IndexModel, ...] = (IndexModel([("expires_at", ASCENDING)], name="rate_ttl", expireAfterSeconds=0),)
+
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
     IndexModel([("session_id", ASCENDING)], name="session_id"),
@@ -185,6 +190,7 @@ class InteractionRepository:
         with store_errors("index creation"):
             names = self.collection.create_indexes(list(INDEXES))
             names += self.days.create_indexes(list(DAY_INDEXES))
+            names += self.sibling(RATE_SUFFIX).create_indexes(list(RATE_INDEXES))
         logger.info("MongoDB indexes ensured on %s.%s: %s", self._db_name, self._collection_name, ", ".join(names))
         return names
 
