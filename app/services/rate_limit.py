@@ -8,7 +8,8 @@ The count lives in the ``<collection>_rate`` collection, one document per visito
 (on one machine or many) enforce one limit. It is a token bucket written as GCRA: the document holds the
 visitor's "theoretical arrival time" ``tat``; a prompt is allowed while ``tat - now`` stays within the
 burst, and each allowed prompt moves ``tat`` one interval (60 / per_minute s) on, in one atomic
-``find_one_and_update``. A TTL index drops the document once the allowance is full again.
+``update_one`` (an upsert that fails on the unique ``_id`` while the visitor is over the limit). A TTL
+index drops the document once the allowance is full again.
 
 While the store cannot be reached, each process counts in its own memory (``TokenBucketLimiter``) and
 logs once that it does; it asks the store again after ``STORE_RETRY_SECONDS``. The request queue and its
@@ -27,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -143,8 +143,9 @@ class SharedRateLimiter:
             return
         if self._counting_locally:
             with self._lock:
-                self._counting_locally = False
-            logger.info("Rate limit counted in MongoDB again (shared by every worker)")
+                back, self._counting_locally = self._counting_locally, False
+            if back:
+                logger.info("Rate limit counted in MongoDB again (shared by every worker)")
 
     def _check_shared(self, key: str) -> None:
         interval = 60.0 / self.per_minute
@@ -153,7 +154,7 @@ class SharedRateLimiter:
         for _attempt in range(2):
             now = self._clock()
             try:
-                collection.find_one_and_update(
+                collection.update_one(
                     {"_id": key, "tat": {"$lte": now + tolerance}},
                     [
                         {
@@ -164,15 +165,14 @@ class SharedRateLimiter:
                         }
                     ],
                     upsert=True,
-                    return_document=ReturnDocument.AFTER,
                 )
                 return
             except DuplicateKeyError:
                 # The visitor's document exists and is over the limit (or another process created it first).
                 doc = collection.find_one({"_id": key}, {"tat": 1})
-                tat = float(doc["tat"]) if doc is not None else now
-                if tat - self._clock() > tolerance:
-                    raise _refused(key, math.ceil(tat - self._clock() - tolerance)) from None
+                ahead = (float(doc["tat"]) if doc is not None else now) - self._clock()
+                if ahead > tolerance:
+                    raise _refused(key, math.ceil(ahead - tolerance)) from None
         raise _refused(key, 1)
 
     def _fall_back(self, exc: PyMongoError) -> None:
