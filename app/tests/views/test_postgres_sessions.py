@@ -186,3 +186,31 @@ def test_a_visitor_session_is_kept_in_postgresql_not_in_sqlite(postgres_url: str
     assert [
         path for machine in machines for path in machine.data_dir.glob("*.sqlite3") if "outbox" not in path.name
     ] == []
+
+
+def doctor_output(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "doctor", "--env-file", "/nonexistent/.env"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.stdout + result.stderr
+
+
+def test_doctor_names_the_shared_postgresql_database(
+    postgres_url: str, mongo_uri: str, machines: list[Machine], tmp_path: Path
+) -> None:
+    output = doctor_output(machine_env(postgres_url, mongo_uri, "pg_doctor", tmp_path))
+    port = urllib.parse.urlsplit(postgres_url).port
+    assert f"[OK  ] database: PostgreSQL 127.0.0.1:{port}/hf_ml: sessions and users shared by every machine" in output
+
+
+def test_doctor_fails_clearly_when_postgresql_is_unreachable(mongo_uri: str, tmp_path: Path) -> None:
+    url = f"postgres://postgres:never-shown@127.0.0.1:{free_port()}/hf_ml?connect_timeout=2"
+    output = doctor_output(machine_env(url, mongo_uri, "pg_doctor", tmp_path))
+    assert "[FAIL] database: cannot use PostgreSQL 127.0.0.1:" in output
+    assert "fix: check DATABASE_URL" in output
+    assert "never-shown" not in output
