@@ -63,17 +63,31 @@ def ensure_dependencies(with_tests: bool) -> None:
     stamp.write_text(digest)
 
 
-def ensure_chromium() -> None:
-    """Browser tests drive Debian's chromium; install it when we can (root with apt-get)."""
-    if CHROMIUM.exists() or os.environ.get("SKIP_BROWSER_INSTALL"):
+def postgres_installed() -> bool:
+    return any(Path(f"/usr/lib/postgresql/{v}/bin/initdb").exists() for v in (17, 16, 15, 14, 13)) or bool(
+        shutil.which("initdb")
+    )
+
+
+def ensure_system_packages() -> None:
+    """Browser tests drive Debian's chromium; the PostgreSQL session tests start Debian's postgresql.
+
+    Both are installed when we can (root with apt-get); otherwise the tests that need them are skipped.
+    """
+    missing = []
+    if not CHROMIUM.exists() and not os.environ.get("SKIP_BROWSER_INSTALL"):
+        missing.append("chromium")
+    if not postgres_installed() and not os.environ.get("SKIP_POSTGRES_INSTALL"):
+        missing.append("postgresql")
+    if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        say("Installing chromium for the browser tests (apt-get)")
+        say(f"Installing {', '.join(missing)} for the browser and PostgreSQL tests (apt-get)")
         apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         run("apt-get", "update", "-qq", env=apt_env)
-        run("apt-get", "install", "-y", "-qq", "chromium", env=apt_env)
+        run("apt-get", "install", "-y", "-qq", *missing, env=apt_env)
     else:
-        say("chromium not found at /usr/bin/chromium and cannot be installed here: browser tests will be skipped")
+        say(f"{', '.join(missing)} not installed and cannot be installed here: the tests that need it will be skipped")
 
 
 def manage(*args: str) -> None:
@@ -109,7 +123,7 @@ def static_checks() -> int:
 def command_test(args: list[str]) -> int:
     ensure_venv()
     ensure_dependencies(with_tests=True)
-    ensure_chromium()
+    ensure_system_packages()
     status = static_checks()
     if status:
         return status

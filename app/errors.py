@@ -11,6 +11,10 @@ from __future__ import annotations
 PROMPT_EMPTY = "Please enter a prompt."
 PROMPT_NOT_TEXT = "The prompt must be text."
 PROMPT_TOO_LONG = "The prompt is too long: at most {limit} characters."
+PROMPT_UNSTORABLE = (
+    "The prompt contains characters that cannot be stored: a NUL character or an unpaired surrogate "
+    "(such as \\ud800 in JSON). Remove them and send it again."
+)
 PARAMS_INVALID = "Some generation parameters are invalid."
 STORE_UNAVAILABLE = "The history store is unreachable right now. Please try again in a moment."
 INTERACTION_NOT_FOUND = "No such interaction."
@@ -37,7 +41,7 @@ class DomainError(Exception):
 
 
 class InvalidPrompt(DomainError):
-    """The prompt is empty or too long."""
+    """The prompt is empty, too long or holds text that cannot be stored."""
 
     status = 422
 

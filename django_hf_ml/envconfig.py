@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -129,6 +130,47 @@ def validate_mongo_uri(name: str, value: str) -> str:
             f"{name} must start with mongodb:// or mongodb+srv:// (got a value starting with {value[:10]!r})."
         )
     return value
+
+
+# --- Django's own database (sessions, users): DATABASE_URL ----------------------------------------
+SQLITE_ENGINE = "django.db.backends.sqlite3"
+POSTGRES_ENGINE = "django.db.backends.postgresql"
+DATABASE_SCHEMES = {
+    "sqlite": SQLITE_ENGINE,
+    "postgres": POSTGRES_ENGINE,
+    "postgresql": POSTGRES_ENGINE,
+    "pgsql": POSTGRES_ENGINE,
+}
+DATABASE_URL_HELP = (
+    "Use postgres://USER:PASSWORD@HOST:PORT/NAME (PostgreSQL, shared by every machine) or "
+    "sqlite:////absolute/path/db.sqlite3; leave it empty for the SQLite file in DATA_DIR."
+)
+POSTGRES_CONN_MAX_AGE = 60  # seconds a worker keeps its connection (with a health check before reuse)
+
+
+def parse_database_url(name: str, value: str, *, default_sqlite: Path) -> dict[str, Any]:
+    """``DATABASES["default"]`` from ``DATABASE_URL`` (django-environ's parser); empty → the SQLite file."""
+    if not value:
+        return {"ENGINE": SQLITE_ENGINE, "NAME": default_sqlite}
+    scheme, separator, _ = value.partition("://")
+    engine = DATABASE_SCHEMES.get(scheme.lower())
+    if not separator or engine is None:
+        shown = f"{scheme}://" if separator else "no scheme"
+        raise ImproperlyConfigured(f"{name} has an unsupported scheme ({shown!r}). {DATABASE_URL_HELP}")
+    try:
+        config: dict[str, Any] = environ.Env.db_url_config(value)
+    except (ValueError, TypeError) as exc:  # e.g. a port that is not a number; never show the password
+        raise ImproperlyConfigured(
+            f"{name} is not a valid database URL ({exc.__class__.__name__}). {DATABASE_URL_HELP}"
+        ) from None
+    config["ENGINE"] = engine
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} names no database (the path after the host). {DATABASE_URL_HELP}")
+    if engine == POSTGRES_ENGINE:
+        config.setdefault("CONN_MAX_AGE", POSTGRES_CONN_MAX_AGE)
+        health = str(config.get("CONN_HEALTH_CHECKS", "true")).lower()
+        config["CONN_HEALTH_CHECKS"] = health in TRUE_WORDS
+    return config
 
 
 # --- Model, task and hardware settings -------------------------------------------------------------

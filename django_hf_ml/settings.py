@@ -18,6 +18,7 @@ from django_hf_ml.envconfig import (
     env_list,
     env_str,
     load_dotenv,
+    parse_database_url,
     parse_device,
     parse_dtype,
     parse_models,
@@ -187,11 +188,10 @@ TEMPLATES = [
     },
 ]
 
+# Django's own tables (sessions, users): SQLite in DATA_DIR by default; DATABASE_URL=postgres://… puts them
+# in PostgreSQL so every worker on every machine shares one set of sessions and accounts.
 DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "db.sqlite3",
-    }
+    "default": parse_database_url("DATABASE_URL", env_str("DATABASE_URL", ""), default_sqlite=DATA_DIR / "db.sqlite3")
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

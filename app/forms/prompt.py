@@ -7,8 +7,10 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 
 from app.domain.generation import PARAM_BOUNDS, SEED_MAX, Ask, GenerationParams, check_params_for_task, format_number
+from app.domain.text import check_storable
 from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, PROMPT_TOO_LONG, InvalidParams, InvalidPrompt, ModelNotOffered
 from app.services.model_registry import offered_models, resolve_spec
 
@@ -30,6 +32,7 @@ def clean_prompt(text: str) -> str:
     """The prompt as it will be sent to the model, or ``InvalidPrompt`` with the reason."""
     if not text.strip():
         raise InvalidPrompt(PROMPT_EMPTY)
+    check_storable(text)
     limit = settings.PROMPT_MAX_CHARS
     if len(text) > limit:
         raise InvalidPrompt(PROMPT_TOO_LONG.format(limit=limit))
@@ -69,7 +72,10 @@ class PromptForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["prompt"].widget.attrs["maxlength"] = settings.PROMPT_MAX_CHARS
+        prompt = self.fields["prompt"]
+        prompt.widget.attrs["maxlength"] = settings.PROMPT_MAX_CHARS
+        # NUL is refused by clean_prompt with the same message as on every other endpoint.
+        prompt.validators = [v for v in prompt.validators if not isinstance(v, ProhibitNullCharactersValidator)]
         self.fields["model"].widget.choices = [(spec.id, spec.label) for spec in offered_models()]
 
     def clean_model(self) -> str | None:

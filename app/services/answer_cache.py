@@ -25,6 +25,7 @@ from app.domain.generation import GenerationParams
 from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
 from app.services.mongo_repo import get_repository
+from app.services.per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -79,24 +80,10 @@ class AnswerCache:
         return len(self._entries)
 
 
-_cache: AnswerCache | None = None
-_cache_lock = threading.Lock()
-
-
-def get_cache() -> AnswerCache:
-    global _cache
-
-    with _cache_lock:
-        if _cache is None or _cache.size != settings.ANSWER_CACHE_SIZE:
-            _cache = AnswerCache(size=settings.ANSWER_CACHE_SIZE)
-        return _cache
-
-
-def reset_cache() -> None:
-    """Forget every cached answer (tests)."""
-    global _cache
-    with _cache_lock:
-        _cache = None
+# Rebuilt (empty) when ANSWER_CACHE_SIZE changes.
+_cache = PerProcess(lambda: AnswerCache(size=settings.ANSWER_CACHE_SIZE), key=lambda: settings.ANSWER_CACHE_SIZE)
+get_cache = _cache.get
+reset_cache = _cache.reset  # forget every cached answer (tests)
 
 
 def lookup(*, scope: Scope, key: str | None) -> CachedAnswer | None:

@@ -21,6 +21,7 @@ from bson import ObjectId
 from app.domain.filters import HistoryFilter
 from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope, parse_messages
 from app.domain.search import Segment, highlight
+from app.domain.text import holds_unstorable_text
 from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ REJECT_PARAMS = "params must be a JSON object"
 REJECT_TOKENS = 'tokens must be an object like {"prompt": 3, "output": 12} with whole numbers'
 REJECT_TIMINGS = "timings_ms must be an object of numbers"
 REJECT_MESSAGES = 'messages must be a list of {"role": text, "content": text} objects'
+REJECT_UNSTORABLE = "text holds a NUL character or an unpaired surrogate (such as \\ud800), which cannot be stored"
 REJECT_DUPLICATE_IN_FILE = "the same id appears earlier in this file"
 
 
@@ -234,6 +236,8 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
     """Validate one decoded import line; the interaction belongs to the importing ``scope``."""
     if not isinstance(record, dict):
         raise InvalidRecord(REJECT_NOT_OBJECT)
+    if holds_unstorable_text(record):
+        raise InvalidRecord(REJECT_UNSTORABLE)
     prompt = record.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRecord(REJECT_PROMPT)

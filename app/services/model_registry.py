@@ -24,6 +24,7 @@ from django.conf import settings
 from app.errors import ModelNotOffered
 from app.services.engines.tgi import remote_service
 from app.services.nlp_service import default_service, get_service
+from app.services.per_process import PerProcess
 from django_hf_ml.choices import BUNDLED_MODEL_ID, CAUSAL_TASK
 from django_hf_ml.envconfig import validate_task_name
 
@@ -174,21 +175,6 @@ class LoadedModels:
             self._order.clear()
 
 
-_tracker: LoadedModels | None = None
-_tracker_lock = threading.Lock()
-
-
-def get_tracker() -> LoadedModels:
-    global _tracker
-    if _tracker is None:
-        with _tracker_lock:
-            if _tracker is None:
-                _tracker = LoadedModels(budget_bytes=int(getattr(settings, "HF_MEMORY_BUDGET_MB", 0)) << 20)
-    return _tracker
-
-
-def reset_tracker() -> None:
-    """Forget use order and the budget (tests, settings changes)."""
-    global _tracker
-    with _tracker_lock:
-        _tracker = None
+_tracker = PerProcess(lambda: LoadedModels(budget_bytes=int(getattr(settings, "HF_MEMORY_BUDGET_MB", 0)) << 20))
+get_tracker = _tracker.get
+reset_tracker = _tracker.reset  # forget use order and the budget (tests, settings changes)

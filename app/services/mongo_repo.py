@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, WriteConcern
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from app.domain.filters import MAX_PAGE_SIZE, NO_FILTER, HistoryFilter
@@ -38,6 +39,7 @@ from app.services.mongo_documents import (
     to_document,
 )
 from app.services.mongo_scan import ScanRequest, next_page_window, record_days, scan_history
+from app.services.per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,11 @@ DAY_INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("day", DESCENDING)], name="owner_day_desc"),
     IndexModel([("day", DESCENDING)], name="day_desc"),
 )
+
+# The shared per-visitor rate limit (app/services/rate_limit.py): one small document per visitor, removed
+# by the server once that visitor's allowance is full again (the document then means nothing).
+RATE_SUFFIX = "_rate"
+RATE_INDEXES: tuple[IndexModel, ...] = (IndexModel([("expires_at", ASCENDING)], name="rate_ttl", expireAfterSeconds=0),)
 
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
@@ -76,6 +83,20 @@ INDEXES: tuple[IndexModel, ...] = (
 )
 
 
+def durable_write_concern(configured: WriteConcern) -> WriteConcern:
+    """The write concern every interaction write uses: journaled (``j=True``) unless the URI chose.
+
+    A URI that sets ``journal=`` keeps exactly what it says, and so does ``w=0`` (unacknowledged writes
+    cannot wait for the journal). Otherwise the URI's ``w`` (or the server's default) and ``wTimeoutMS``
+    stay and ``j=True`` is added: the server acknowledges a write only once it is in its on-disk journal,
+    so an acknowledged interaction survives a kill -9 of the store.
+    """
+    document = configured.document
+    if "j" in document or "fsync" in document or not configured.acknowledged:
+        return configured
+    return WriteConcern(w=document.get("w"), wtimeout=document.get("wtimeout"), j=True)
+
+
 @contextmanager
 def store_errors(action: str) -> Iterator[None]:
     """Turn any PyMongo failure into ``StoreUnavailable`` (logged once, with the cause)."""
@@ -98,6 +119,7 @@ class InteractionRepository:
         self._timeout_ms = timeout_ms
         self._client: MongoClient[dict[str, Any]] | None = None
         self._client_pid: int | None = None
+        self._write_concern = WriteConcern(j=True)
         self._lock = threading.Lock()
 
     # --- connection -------------------------------------------------------------------------
@@ -120,17 +142,39 @@ class InteractionRepository:
             tz_aware=True,
             appname="django_hf_ml",
         )
-        logger.info("MongoDB client created for %s (db=%s)", redact_uri(self._uri), self._db_name)
+        self._write_concern = durable_write_concern(client.write_concern)
+        logger.info(
+            "MongoDB client created for %s (db=%s, write concern %s)",
+            redact_uri(self._uri),
+            self._db_name,
+            self._write_concern.document,
+        )
         return client
 
     @property
+    def write_concern(self) -> WriteConcern:
+        """What every write through this repository waits for (see ``durable_write_concern``)."""
+        _ = self.client
+        return self._write_concern
+
+    @property
+    def database(self) -> Database[dict[str, Any]]:
+        """The database with the durable write concern: every collection taken from it inherits it."""
+        client = self.client
+        return client.get_database(self._db_name, write_concern=self._write_concern)
+
+    @property
     def collection(self) -> Collection[dict[str, Any]]:
-        return self.client[self._db_name][self._collection_name]
+        return self.database[self._collection_name]
 
     @property
     def days(self) -> Collection[dict[str, Any]]:
         """One small document per (owner, UTC day) with interactions: where history pages can jump to."""
-        return self.client[self._db_name][f"{self._collection_name}{DAYS_SUFFIX}"]
+        return self.database[f"{self._collection_name}{DAYS_SUFFIX}"]
+
+    def sibling(self, suffix: str) -> Collection[dict[str, Any]]:
+        """A helper collection named after the interactions one (``<collection><suffix>``)."""
+        return self.database[f"{self._collection_name}{suffix}"]
 
     def close(self) -> None:
         with self._lock:
@@ -147,6 +191,7 @@ class InteractionRepository:
         with store_errors("index creation"):
             names = self.collection.create_indexes(list(INDEXES))
             names += self.days.create_indexes(list(DAY_INDEXES))
+            names += self.sibling(RATE_SUFFIX).create_indexes(list(RATE_INDEXES))
         logger.info("MongoDB indexes ensured on %s.%s: %s", self._db_name, self._collection_name, ", ".join(names))
         return names
 
@@ -302,30 +347,17 @@ def redact_uri(uri: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-_repository: InteractionRepository | None = None
-_repository_lock = threading.Lock()
+def _build_repository() -> InteractionRepository:
+    return InteractionRepository(
+        uri=settings.MONGO_URI,
+        db_name=settings.MONGO_DB_NAME,
+        collection_name=settings.MONGO_COLLECTION,
+        timeout_ms=settings.MONGO_TIMEOUT_MS,
+        windowed_scan=getattr(settings, "MONGO_WINDOWED_SCAN", True),
+    )
 
 
-def get_repository() -> InteractionRepository:
-    """The process-wide repository built from settings (the client itself connects lazily)."""
-    global _repository
-    if _repository is None:
-        with _repository_lock:
-            if _repository is None:
-                _repository = InteractionRepository(
-                    uri=settings.MONGO_URI,
-                    db_name=settings.MONGO_DB_NAME,
-                    collection_name=settings.MONGO_COLLECTION,
-                    timeout_ms=settings.MONGO_TIMEOUT_MS,
-                    windowed_scan=getattr(settings, "MONGO_WINDOWED_SCAN", True),
-                )
-    return _repository
-
-
-def reset_repository() -> None:
-    """Forget the process-wide repository (tests, settings changes)."""
-    global _repository
-    with _repository_lock:
-        if _repository is not None:
-            _repository.close()
-        _repository = None
+# The client itself connects lazily, in the process that uses it.
+_repository = PerProcess(_build_repository, close=InteractionRepository.close)
+get_repository = _repository.get
+reset_repository = _repository.reset  # tests, settings changes

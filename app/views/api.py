@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from app.domain.interaction import Interaction
+from app.domain.filters import HistoryFilter
+from app.domain.interaction import Interaction, Scope
 from app.errors import HISTORY_BAD_FILTERS, InvalidFilters
 from app.forms.history import HistoryApiForm, HistoryFilterForm, filter_form
 from app.forms.prompt import parse_api_prompt
@@ -120,17 +121,29 @@ def list_interactions(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"items": [interaction_json(item) for item in page.items], "next_cursor": page.next_cursor})
 
 
+EXPORTS = {
+    "jsonl": (history.export_jsonl, "application/x-ndjson; charset=utf-8", "history.jsonl"),
+    "csv": (history.export_csv, "text/csv; charset=utf-8", "history.csv"),
+}
+
+
+def export_download(scope: Scope, filters: HistoryFilter, fmt: str) -> StreamingHttpResponse:
+    """The visitor's (filtered) history as a streamed JSON Lines or CSV download."""
+    write, content_type, filename = EXPORTS[fmt]
+    return streamed(write(scope=scope, filters=filters), content_type=content_type, filename=filename)
+
+
 @require_GET
 def export_jsonl(request: HttpRequest) -> HttpResponseBase:
-    form = filter_form(request.GET)
-    _valid_filters(form)
-    lines = history.export_jsonl(scope=visitor_scope(request), filters=form.to_filter())
-    return streamed(lines, content_type="application/x-ndjson; charset=utf-8", filename="history.jsonl")
+    return _export(request, "jsonl")
 
 
 @require_GET
 def export_csv(request: HttpRequest) -> HttpResponseBase:
+    return _export(request, "csv")
+
+
+def _export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     form = filter_form(request.GET)
     _valid_filters(form)
-    lines = history.export_csv(scope=visitor_scope(request), filters=form.to_filter())
-    return streamed(lines, content_type="text/csv; charset=utf-8", filename="history.csv")
+    return export_download(visitor_scope(request), form.to_filter(), fmt)

@@ -20,7 +20,7 @@ from app.forms.history import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
 from app.views._htmx import HtmxHttpRequest, htmx_action, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_id, visitor_scope
-from app.views.api import streamed
+from app.views.api import export_download
 from django_hf_ml.choices import SUPPORTED_TASKS
 
 HISTORY = "app/history.html"
@@ -139,20 +139,20 @@ def _export_filters(request: HtmxHttpRequest) -> HistoryFilter | HttpResponse:
 
 @require_GET
 def export_jsonl(request: HtmxHttpRequest) -> HttpResponseBase:
-    filters = _export_filters(request)
-    if isinstance(filters, HttpResponse):
-        return filters
-    lines = history.export_jsonl(scope=visitor_scope(request), filters=filters)
-    return streamed(lines, content_type="application/x-ndjson; charset=utf-8", filename="history.jsonl")
+    return _export(request, "jsonl")
 
 
 @require_GET
 def export_csv(request: HtmxHttpRequest) -> HttpResponseBase:
+    return _export(request, "csv")
+
+
+def _export(request: HtmxHttpRequest, fmt: str) -> HttpResponseBase:
+    """A download of the filtered history; invalid filters show the page with their reasons (400)."""
     filters = _export_filters(request)
     if isinstance(filters, HttpResponse):
         return filters
-    lines = history.export_csv(scope=visitor_scope(request), filters=filters)
-    return streamed(lines, content_type="text/csv; charset=utf-8", filename="history.csv")
+    return export_download(visitor_scope(request), filters, fmt)
 
 
 @require_http_methods(["GET", "POST"])

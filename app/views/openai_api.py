@@ -65,12 +65,11 @@ from app.services.openai.responses import (
     SSE_DONE,
     SSE_KEEPALIVE,
     ChunkMaker,
-    chat_completion_body,
+    completion_body,
     finish_reason_of,
     model_object,
     models_list,
     sse_data,
-    text_completion_body,
 )
 
 logger = logging.getLogger(__name__)
@@ -245,10 +244,14 @@ def _answer(parsed: ApiRequest, caller: Caller, *, chat: bool) -> HttpResponseBa
         raise model_not_found(model) from None
     except (ModelUnavailable, StoreUnavailable) as exc:
         raise OpenAIError(exc.message, status=503, type="server_error", code="engine_unavailable") from None
-    build = chat_completion_body if chat else text_completion_body
     prefix = "chatcmpl" if chat else "cmpl"
-    body = build(
-        id=f"{prefix}-{interaction.id}", created=created, model=model, interaction=interaction, params=ask.params
+    body = completion_body(
+        chat=chat,
+        id=f"{prefix}-{interaction.id}",
+        created=created,
+        model=model,
+        interaction=interaction,
+        params=ask.params,
     )
     return JsonResponse(body)
 

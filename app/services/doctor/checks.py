@@ -11,6 +11,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from app.services.device import RuntimeUnavailable, available_cpus, describe_runtime
+from app.services.doctor.database import check_database, check_write_concern
 from app.services.doctor.env_file import SECRET_NAMES
 from app.services.doctor.findings import Finding, fail, guarded, ok, warn
 from app.services.health import hub_offline, model_status
@@ -252,6 +253,8 @@ def check_runtime(settings: Any) -> list[Finding]:
 def settings_checks(settings: Any) -> list[Finding]:
     findings = check_core(settings)
     findings += guarded("MongoDB", lambda: check_mongo(settings))
+    findings += guarded("MongoDB writes", lambda: check_write_concern(settings))
+    findings += guarded("database", lambda: check_database(settings))
     findings += guarded("model", lambda: check_model(settings))
     findings += guarded("torch", check_torch)
     findings += guarded("device", lambda: check_runtime(settings))

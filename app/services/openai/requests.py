@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.generation import PARAM_BOUNDS, SEED_MAX, ChatTurn, GenerationParams
+from app.domain.text import is_storable
+from app.errors import PROMPT_UNSTORABLE
 from app.services.openai.errors import (
     EMPTY_PROMPT,
     MODEL_NOT_FOUND,
@@ -100,6 +102,8 @@ def _request(
         raise OpenAIError(
             WRONG_TYPE.format(param="user", expected=f"a string of at most {MAX_USER_CHARS}"), param="user"
         )
+    if user is not None:
+        _storable("user", user)
     return ApiRequest(
         model=model,
         prompt=prompt,
@@ -153,14 +157,14 @@ def _turn(index: int, item: object) -> ChatTurn:
 
 def _content(where: str, content: object) -> str:
     if isinstance(content, str):
-        return content
+        return _storable(where, content)
     if isinstance(content, list):
         parts: list[str] = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise OpenAIError(ONLY_TEXT_CONTENT.format(param=where), param=where)
             parts.append(part["text"])
-        return "".join(parts)
+        return _storable(where, "".join(parts))
     raise OpenAIError(WRONG_TYPE.format(param=where, expected="a string or an array of text parts"), param=where)
 
 
@@ -175,7 +179,14 @@ def _completion_prompt(raw: object) -> str:
         )
     if not raw.strip():
         raise OpenAIError(EMPTY_PROMPT, param="prompt")
-    return raw
+    return _storable("prompt", raw)
+
+
+def _storable(where: str, text: str) -> str:
+    """``text``, or a 422 naming the parameter that holds a NUL or an unpaired surrogate."""
+    if not is_storable(text):
+        raise OpenAIError(f"Invalid value for {where!r}: {PROMPT_UNSTORABLE}", status=422, param=where)
+    return text
 
 
 def _check_n(raw: object) -> None:
@@ -240,6 +251,8 @@ def _stop(raw: object) -> tuple[str, ...]:
     if len(values) > MAX_STOP_SEQUENCES or any(len(value) > MAX_STOP_CHARS for value in values):
         expected = f"at most {MAX_STOP_SEQUENCES} strings of at most {MAX_STOP_CHARS} characters"
         raise OpenAIError(OUT_OF_RANGE.format(param="stop", expected=expected), param="stop")
+    for value in values:
+        _storable("stop", value)
     return tuple(dict.fromkeys(value for value in values if value))
 
 

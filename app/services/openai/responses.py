@@ -46,54 +46,29 @@ def models_list(model_ids: Sequence[str], *, created: int) -> dict[str, Any]:
     return {"object": "list", "data": [model_object(model_id, created=created) for model_id in model_ids]}
 
 
-def chat_completion_body(
+def completion_body(
     *,
+    chat: bool,
     id: str,
     created: int,
     model: str,
     interaction: Interaction,
     params: GenerationParams,  # noqa: A002
 ) -> dict[str, Any]:
+    """A whole answer: ``chat.completion`` (its text as the assistant message) or ``text_completion``."""
+    content: dict[str, Any] = (
+        {"message": {"role": "assistant", "content": interaction.output, "refusal": None}}
+        if chat
+        else {"text": interaction.output}
+    )
+    choice = {"index": 0, **content, "logprobs": None, "finish_reason": finish_reason_of(interaction, params)}
     return {
         "id": id,
-        "object": OBJECT_CHAT,
+        "object": OBJECT_CHAT if chat else OBJECT_TEXT,
         "created": created,
         "model": model,
         "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": interaction.output, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason_of(interaction, params),
-            }
-        ],
-        "usage": usage(interaction),
-    }
-
-
-def text_completion_body(
-    *,
-    id: str,
-    created: int,
-    model: str,
-    interaction: Interaction,
-    params: GenerationParams,  # noqa: A002
-) -> dict[str, Any]:
-    return {
-        "id": id,
-        "object": OBJECT_TEXT,
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "text": interaction.output,
-                "logprobs": None,
-                "finish_reason": finish_reason_of(interaction, params),
-            }
-        ],
+        "choices": [choice],
         "usage": usage(interaction),
     }
 

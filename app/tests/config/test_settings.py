@@ -29,6 +29,7 @@ MANAGED = [
     "MONGO_TIMEOUT_MS",
     "LOCAL_MONGO_PORT",
     "ENV_FILE",
+    "DATABASE_URL",
 ]
 
 

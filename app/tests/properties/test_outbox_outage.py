@@ -7,7 +7,6 @@ that journals acknowledged ``w=majority`` writes, so an acknowledged write survi
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.services import mongo_repo, outbox
 from app.services.api_tokens import token_scope
-from app.services.local_store import server_executable, store_answers
-from app.tests.conftest import free_port
+from app.tests.store_process import OwnedStore
 
 pytestmark = pytest.mark.usefixtures("causal_model_settings")
 
@@ -30,41 +28,9 @@ KILL_AT = 60
 RESTART_AT = 130
 
 
-class OwnedStore:
-    """A SecantusDB process this test can kill and restart on the same port and data folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.data = folder / "data"
-        self.log = folder / "secantusd.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
-
-    def start(self) -> None:
-        command = [
-            server_executable(), "--host", "127.0.0.1", "--port", str(self.port),
-            "--storage-path", str(self.data), "--sync-on-commit",
-        ]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not store_answers("127.0.0.1", self.port):
-            assert self.process.poll() is None, self.log.read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "the test store did not start"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def owned_store(tmp_path: Path, settings: SettingsWrapper) -> Iterator[OwnedStore]:
-    store = OwnedStore(tmp_path)
+    store = OwnedStore(tmp_path, sync_on_commit=True)
     store.start()
     settings.MONGO_URI = store.uri
     settings.MONGO_DB_NAME = "outage_test"

@@ -231,3 +231,21 @@ def test_right_password_passes_auth(settings: SettingsWrapper, auth_store: int) 
     _, output = run_doctor()
     assert "[OK  ] MongoDB auth: the configured credentials can read the database" in output
     assert "right-password" not in output
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_doctor_reports_journaled_writes_and_where_sessions_live(settings: SettingsWrapper) -> None:
+    settings.SECRET_KEY = "k3y-" + "abcdefghij" * 6
+    status, output = run_doctor()
+    assert status == 0, output
+    assert "[OK  ] MongoDB writes: journaled: write concern {'j': True}" in output
+    assert "[OK  ] database: SQLite " in output and "sessions and users on this machine only" in output
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_doctor_warns_when_the_uri_turns_the_journal_off(settings: SettingsWrapper, mongo_uri: str) -> None:
+    settings.MONGO_URI = mongo_uri.rstrip("/") + "/?journal=false"
+    mongo_repo.reset_repository()
+    _, output = run_doctor()
+    mongo_repo.reset_repository()
+    assert "[WARN] MongoDB writes: journal=false in MONGO_URI: an acknowledged interaction can be lost" in output
