@@ -90,6 +90,20 @@ def ensure_system_packages() -> None:
         say(f"{', '.join(missing)} not installed and cannot be installed here: the tests that need it will be skipped")
 
 
+def ensure_llama_server() -> None:
+    """Find llama-server (LLAMA_SERVER_BIN, PATH) or build it once into DATA_DIR/llama.cpp (~4 min on 2 cores).
+
+    When that fails (no cmake/g++, no network for the source), the bundled model runs on transformers instead.
+    """
+    if os.environ.get("HF_ENGINE", "").strip().lower() in ("transformers", "openai"):
+        return
+    data_dir = Path(os.environ.get("DATA_DIR", "").strip() or ROOT / "var")
+    say("Checking for llama-server (the bundled model's engine); the first build takes about 4 minutes")
+    code = subprocess.call([str(venv_python()), "-m", "app.services.engines.llama_build", str(data_dir)], cwd=ROOT)
+    if code != 0:
+        say("llama-server is not available: the bundled model will run on the transformers engine (slower)")
+
+
 def manage(*args: str) -> None:
     run(venv_python(), "manage.py", *args)
 
@@ -97,6 +111,7 @@ def manage(*args: str) -> None:
 def command_run(args: list[str]) -> int:
     ensure_venv()
     ensure_dependencies(with_tests=False)
+    ensure_llama_server()
     say("Preparing the database and the model, then starting the server")
     manage("prepare_model", "--skip-warmup")
     with contextlib.suppress(KeyboardInterrupt):
@@ -124,6 +139,7 @@ def command_test(args: list[str]) -> int:
     ensure_venv()
     ensure_dependencies(with_tests=True)
     ensure_system_packages()
+    ensure_llama_server()
     status = static_checks()
     if status:
         return status

@@ -5,13 +5,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
+from app.services.health import engine_facts
 from app.services.outbox import OutboxError, get_outbox
 from django_hf_ml.choices import BUNDLED_MODEL_ID
 
 
 def model_info(request: HttpRequest) -> dict[str, str]:
-    """The configured model's name for the page header (nothing is loaded here)."""
-    return {"model_name": settings.HF_MODEL or BUNDLED_MODEL_ID, "model_task": settings.HF_TASK}
+    """The configured model's name and engine for the page header (nothing is loaded here)."""
+    return {
+        "model_name": settings.HF_MODEL or BUNDLED_MODEL_ID,
+        "model_task": settings.HF_TASK,
+        "model_engine": str(engine_facts().get("engine", "")),
+    }
 
 
 def outbox_status(request: HttpRequest) -> dict[str, int]:

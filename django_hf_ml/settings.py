@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from django_hf_ml.api_keys import parse_api_keys
+from django_hf_ml.engineconfig import engine_settings
 from django_hf_ml.envconfig import (
     env_bool,
     env_int,
@@ -121,6 +122,21 @@ HF_ENDPOINT_URL = env_str("HF_ENDPOINT_URL", "")
 if HF_ENDPOINT_URL and not HF_ENDPOINT_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"HF_ENDPOINT_URL={HF_ENDPOINT_URL!r} must start with http:// or https://.")
 HF_REMOTE_TIMEOUT_S = env_int("HF_REMOTE_TIMEOUT_S", 120, minimum=1, maximum=3600)
+# Engines (parsed in django_hf_ml/engineconfig.py, see .env.example): auto picks llama.cpp for a .gguf
+# HF_MODEL or the bundled default when a llama-server binary exists, else transformers. Under pytest the
+# default is transformers (and static batching) so unrelated tests keep their engine; engine tests set their own.
+ENGINES = engine_settings(
+    engine=env_str("HF_ENGINE", "transformers" if TESTING else "auto"),
+    model=HF_MODEL,
+    openai_base_url=env_str("OPENAI_BASE_URL", ""),
+    openai_api_key=env_str("OPENAI_API_KEY", ""),
+    openai_api=env_str("OPENAI_API", "chat"),
+    llama_server_bin=env_str("LLAMA_SERVER_BIN", ""),
+    llama_slots=env_str("LLAMA_SLOTS", ""),
+    llama_ctx=env_str("LLAMA_CTX", ""),
+    batching=env_str("HF_BATCHING", "static" if TESTING else "continuous"),
+)
+HF_ENGINE = ENGINES.engine
 
 # --- Metrics (/metrics in the Prometheus text format) -----------------------------
 # Off by default. With METRICS_TOKEN set, scrapers must send "Authorization: Bearer <token>";

@@ -12,7 +12,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from app.domain.generation import PARAM_BOUNDS, SEED_MAX, Ask, GenerationParams, check_params_for_task, format_number
 from app.domain.text import check_storable
 from app.errors import PROMPT_EMPTY, PROMPT_NOT_TEXT, PROMPT_TOO_LONG, InvalidParams, InvalidPrompt, ModelNotOffered
-from app.services.model_registry import offered_models, resolve_spec
+from app.services.model_specs import offered_models, resolve_spec
 
 # The generation parameters the prompt form offers (the API accepts the same GenerationParams fields).
 FORM_PARAM_FIELDS: tuple[str, ...] = (

@@ -30,7 +30,8 @@ from app.domain.stops import truncate_at_stop
 from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
 from app.services.engines.worker import InferenceRequest
-from app.services.model_registry import GenerationService, service_for
+from app.services.model_registry import service_for
+from app.services.model_specs import GenerationService
 from app.services.rate_limit import check_rate_limit
 from app.services.records import store_interaction
 

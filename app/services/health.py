@@ -14,9 +14,9 @@ from django.conf import settings
 from app.errors import StoreUnavailable
 from app.services.bundled_model import BUNDLED_PACKAGE, converted_model_dir, is_converted
 from app.services.device import runtime_report
+from app.services.engines.choice import default_engine_facts, default_generation_service
 from app.services.engines.transformers_model import looks_like_path
 from app.services.mongo_repo import get_repository
-from app.services.nlp_service import default_service
 from app.services.outbox import OutboxError, get_outbox
 from app.services.warmup import WarmupStatus, warmup_status
 
@@ -60,7 +60,7 @@ def cached_in_hub(repo_id: str) -> bool:
 def model_status() -> ModelStatus:
     """Is the configured model loaded, or could it be loaded without surprises?"""
     try:
-        service = default_service()
+        service = default_generation_service()
     except Exception as exc:  # e.g. an unsupported task
         return ModelStatus(
             name=settings.HF_MODEL, task=settings.HF_TASK, loaded=False, loadable=False, source="", error=str(exc)
@@ -116,13 +116,21 @@ def outbox_facts() -> dict[str, Any]:
 
 def model_runtime_facts() -> tuple[dict[str, Any], WarmupStatus]:
     """Device/dtype/threads (the loaded model's, else what the settings resolve to) and the warm-up state."""
-    from app.services.nlp_service import default_service
+    from app.services.engines.choice import default_generation_service
 
     try:
-        loaded = default_service().runtime
+        loaded = default_generation_service().runtime
     except Exception:  # an unsupported task is reported by model_status()
         loaded = None
     return runtime_report(loaded), warmup_status()
+
+
+def engine_facts() -> dict[str, Any]:
+    """The default model's engine, never raising."""
+    try:
+        return default_engine_facts()
+    except Exception as exc:  # a broken engine setting is reported, not raised, by /readyz
+        return {"engine": "unknown", "error": f"{type(exc).__name__}: {exc}"}
 
 
 def readiness() -> tuple[bool, dict[str, Any]]:
@@ -135,7 +143,7 @@ def readiness() -> tuple[bool, dict[str, Any]]:
     ready = model.loadable and store.reachable and runtime["error"] is None and not warmup.blocks_readiness
     report: dict[str, Any] = {
         "status": "ready" if ready else "unavailable",
-        "model": {**model.to_dict(), "runtime": runtime, "warmup": warmup.to_dict()},
+        "model": {**model.to_dict(), "runtime": runtime, "warmup": warmup.to_dict(), "engine": engine_facts()},
         "store": asdict(store),
         "outbox": outbox,
     }

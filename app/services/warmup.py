@@ -27,7 +27,7 @@ from django.conf import settings
 from app.errors import ModelUnavailable
 from app.services import nlp_service
 from app.services.device import describe_runtime
-from app.services.nlp_service import default_service
+from app.services.engines.choice import default_generation_service
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def warmup_status() -> WarmupStatus:
 
 def _default_model_loaded() -> bool:
     try:
-        return default_service().is_loaded
+        return bool(default_generation_service().is_loaded)
     except Exception:  # an unsupported task: reported elsewhere
         return False
 
@@ -116,7 +116,7 @@ def warm_up(*, progress: Progress | None = None) -> float:
     """
 
     say = progress or logger.info
-    service = default_service()
+    service = default_generation_service()  # on its engine: a llama-server sidecar starts here
     with _tracker.lock:
         _tracker.enabled = True
         if _tracker.phase != "ready":

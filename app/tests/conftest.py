@@ -19,7 +19,7 @@ from app.services import mongo_repo, nlp_service
 from app.services.local_store import free_port, start_local_store
 from app.services.mongo_repo import InteractionRepository
 
-pytest_plugins = ["app.tests.conftest_models", "app.tests.conftest_browser"]
+pytest_plugins = ["app.tests.conftest_models", "app.tests.conftest_browser", "app.tests.engine_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ from app.errors import (
 from app.services.api_tokens import KEY_USER_MISSING, KeyUserMissing, configured_keys, find_key, key_scope
 from app.services.generation import Stream, answer_blocking, start_stream
 from app.services.metrics_exposition import PROXY_HEADERS
-from app.services.model_registry import offered_models, resolve_spec
+from app.services.model_specs import offered_models, resolve_spec
 from app.services.openai.errors import (
     BODY_TOO_LARGE,
     CONTENT_TYPE_REQUIRED,

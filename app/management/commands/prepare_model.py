@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.errors import ModelUnavailable
 from app.services.bundled_model import ensure_bundled_model
-from app.services.nlp_service import bundled_models_dir, default_service
+from app.services.engines.choice import default_engine_facts, default_generation_service
+from app.services.nlp_service import bundled_models_dir
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            if not settings.HF_MODEL:
+            if not settings.HF_MODEL and default_engine_facts()["engine"] == "transformers":  # llamacpp reads GGUF
                 self._prepare_bundled_model()
             if options["skip_warmup"]:
                 self.stdout.write("Skipped the warm-up.")
@@ -39,6 +40,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Bundled model ready in {folder} ({time.perf_counter() - started:.1f} s).")
 
     def _warm_up(self) -> None:
-        service = default_service()
+        service = default_generation_service()
         seconds = service.warm_up()
         self.stdout.write(self.style.SUCCESS(f"Loaded {service.model} ({service.task}) in {seconds:.2f} s."))

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from app.errors import ModelUnavailable, StoreUnavailable
 from app.services.device import RuntimeUnavailable, describe_runtime
+from app.services.engines.choice import close_engine_services, describe_default_engine
 from app.services.local_store import LocalStore, start_local_store
 from app.services.mongo_repo import get_repository
 from app.services.records import replay_leftovers
@@ -61,6 +62,7 @@ class Command(BaseCommand):
             host, port = parse_addrport(options["addrport"])
             self._serve(host, port)
         finally:
+            close_engine_services()  # stops the llama-server sidecar
             if store is not None:
                 store.stop()
 
@@ -100,6 +102,7 @@ class Command(BaseCommand):
         except RuntimeUnavailable as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Model runtime: {profile.describe()}")
+        self.stdout.write(f"Engine: {describe_default_engine()}")
 
     def _warm_up(self) -> None:
         self.stdout.write("Loading the model (the first start converts the bundled model once, ~15 s)…")

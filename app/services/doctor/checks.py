@@ -14,6 +14,7 @@ from app.services.device import RuntimeUnavailable, available_cpus, describe_run
 from app.services.doctor.database import check_database, check_write_concern
 from app.services.doctor.env_file import SECRET_NAMES
 from app.services.doctor.findings import Finding, fail, guarded, ok, warn
+from app.services.engines.choice import default_engine_facts
 from app.services.health import hub_offline, model_status
 from app.services.mongo_repo import INDEXES, redact_uri
 from app.services.outbox import OutboxError, get_outbox
@@ -250,6 +251,19 @@ def check_runtime(settings: Any) -> list[Finding]:
     return findings
 
 
+def check_engine(settings: Any) -> list[Finding]:
+    """The default model's engine: llamacpp with its binary, a fallback to transformers, openai."""
+    facts = default_engine_facts()
+    detail = f"{facts['engine']} ({facts['reason']})"
+    if facts.get("warning"):
+        return [warn("engine", f"{detail}: {facts['warning']}", "python -m app.services.engines.llama_build")]
+    if facts["engine"] == "llamacpp" and not facts.get("binary"):
+        return [fail("engine", f"{detail}: no llama-server binary", "python -m app.services.engines.llama_build")]
+    if facts["engine"] == "llamacpp":
+        return [ok("engine", f"{detail}; llama-server {facts['binary']}")]
+    return [ok("engine", detail)]
+
+
 def settings_checks(settings: Any) -> list[Finding]:
     findings = check_core(settings)
     findings += guarded("MongoDB", lambda: check_mongo(settings))
@@ -258,6 +272,7 @@ def settings_checks(settings: Any) -> list[Finding]:
     findings += guarded("model", lambda: check_model(settings))
     findings += guarded("torch", check_torch)
     findings += guarded("device", lambda: check_runtime(settings))
+    findings += guarded("engine", lambda: check_engine(settings))
     findings += guarded("static files", lambda: check_static(settings))
     findings += guarded("outbox", check_outbox)
     return findings

@@ -346,10 +346,16 @@ def _cancelled_result(model: str, request: InferenceRequest) -> GenerationResult
 
 
 class LazyWorker:
-    """The one ``ModelWorker`` of a service, created on first use (lock + double check)."""
+    """The one ``ModelWorker`` of a service, created on first use (lock + double check).
 
-    def __init__(self, make_backend: Callable[[], BatchBackend]) -> None:
+    ``unbatched``: the backend admits requests as they come (a server batches them, or the continuous
+    loop lets them join at the next decode step), so there is no batch window: waiting for companions
+    would only delay the first token.
+    """
+
+    def __init__(self, make_backend: Callable[[], BatchBackend], *, unbatched: bool = False) -> None:
         self._make_backend = make_backend
+        self._unbatched = unbatched
         self._worker: ModelWorker | None = None
         self._lock = threading.Lock()
 
@@ -357,8 +363,13 @@ class LazyWorker:
         if self._worker is None:
             with self._lock:
                 if self._worker is None:
-                    self._worker = ModelWorker(self._make_backend(), **worker_settings())  # type: ignore[arg-type]
+                    limits = {**worker_settings(), **({"batch_window_seconds": 0.0} if self._unbatched else {})}
+                    self._worker = ModelWorker(self._make_backend(), **limits)  # type: ignore[arg-type]
         return self._worker
+
+    @property
+    def unbatched(self) -> bool:
+        return self._unbatched
 
     @property
     def queue_length(self) -> int:

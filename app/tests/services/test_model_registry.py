@@ -14,7 +14,8 @@ from app.domain.generation import GenerationParams
 from app.errors import ModelNotOffered
 from app.services import model_registry, nlp_service
 from app.services.engines.transformers_service import NLPService
-from app.services.model_registry import LoadedModels, ModelSpec, offered_models, resolve_spec, service_for
+from app.services.model_registry import LoadedModels, service_for
+from app.services.model_specs import ModelSpec, offered_models, resolve_spec
 from django_hf_ml.choices import BUNDLED_MODEL_ID
 from django_hf_ml.envconfig import parse_models
 

@@ -1,0 +1,410 @@
+"""Continuous (iteration-level) batching for the transformers engine, causal models (issue 12, item 4).
+
+The static batcher (``inference.LocalBackend``) runs a batch to its end: a request that arrives meanwhile
+waits for the whole batch (head-of-line blocking). Here one decode loop owns the model and, between two
+decode steps:
+
+- admits every waiting request: one prefill forward over its prompt gives its KV cache and first token
+  (streamed at once), and the row joins the running batch (``DecodeBatch.admit``: the shorter side is
+  left-padded with zero keys/values and a zero attention mask, so every row keeps its own positions);
+- runs one decode step for all rows together (``position_ids`` per row, the 2-D padding mask, one new
+  cache column);
+- lets finished rows (end of sequence, their own ``max_new_tokens``, Stop) leave at once
+  (``DecodeBatch.drop``: their cache rows are removed and all-padding columns trimmed).
+
+Each row picks its next token with its own settings (greedy, or temperature/top-k/top-p sampling with its
+own seeded generator, and its own repetition penalty), so requests with different settings share a step
+and a seeded answer does not depend on who else is in the batch. Greedy answers are token for token the
+ones an unbatched ``generate()`` gives (tested on tiny models). Beam search and seq2seq models are run
+by the static path (``LocalBackend``), on the same loop thread, between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from app.domain.generation import GenerationParams, GenerationResult
+from app.domain.streams import StreamEvent
+from app.errors import ModelUnavailable
+from app.services.engines.transformers_batch import LocalBackend
+from app.services.engines.transformers_model import LoadedModel, decode_text
+from app.services.engines.transformers_service import NLPService
+from app.services.engines.worker import GENERATION_FAILED, InferenceRequest, LazyWorker
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 8
+_swap_lock = threading.Lock()
+
+
+def use_continuous_batching(service: NLPService, *, max_rows: int = DEFAULT_MAX_ROWS) -> NLPService:
+    """Serve ``service`` with the continuous loop instead of the static batcher (idempotent; HF_BATCHING)."""
+    with _swap_lock:
+        current = service._worker
+        if not current.unbatched:
+            service._worker = LazyWorker(lambda: ContinuousBackend(service, max_rows=max_rows), unbatched=True)
+            current.stop()
+    return service
+
+
+@dataclass
+class LiveRow:
+    """One request decoding in the batch."""
+
+    request: InferenceRequest
+    prompt_tokens: int
+    position: int  # position id of the next token fed in
+    last_token: int
+    started: float
+    seen: torch.Tensor  # prompt + generated ids (for the repetition penalty)
+    generator: torch.Generator | None = None
+    token_ids: list[int] = field(default_factory=list)
+    sent_text: str = ""
+
+    @property
+    def params(self) -> GenerationParams:
+        return self.request.params
+
+
+class DecodeBatch:
+    """The rows decoding together: per-layer keys/values ``[rows, heads, T, dim]``, a ``[rows, T]`` mask."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.mask: torch.Tensor | None = None
+        self.rows: list[LiveRow] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def prefill(self, input_ids: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """One forward over a single prompt ``[1, L]``: its per-layer (keys, values) and last logits ``[V]``."""
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        cache = DynamicCache()
+        output = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache, use_cache=True)
+        layers: list[Any] = list(cache.layers)  # DynamicLayer: keys/values are set once the forward ran
+        return [(layer.keys, layer.values) for layer in layers], cast("torch.Tensor", output.logits[0, -1])
+
+    def admit(self, row: LiveRow, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Join ``row`` (its prefilled cache ``kv``) to the batch, left-padding whichever side is shorter."""
+        import torch
+
+        length = int(kv[0][0].shape[2])
+        ones = torch.ones((1, length), dtype=torch.long, device=kv[0][0].device)
+        if self.mask is None:
+            self.keys, self.values = [k for k, _ in kv], [v for _, v in kv]
+            self.mask, self.rows = ones, [row]
+            return
+        width = max(int(self.mask.shape[1]), length)
+        self.keys = [
+            torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, (b, _) in zip(self.keys, kv, strict=True)
+        ]
+        self.values = [
+            torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, (_, b) in zip(self.values, kv, strict=True)
+        ]
+        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(ones, width)])
+        self.rows.append(row)
+
+    def step(self) -> torch.Tensor:
+        """One decode step for every row: feed each row's last token; return the next-token logits ``[rows, V]``."""
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        assert self.mask is not None
+        device = self.mask.device
+        count, width = len(self.rows), int(self.mask.shape[1])
+        input_ids = torch.tensor([[row.last_token] for row in self.rows], dtype=torch.long, device=device)
+        positions = torch.tensor([[row.position] for row in self.rows], dtype=torch.long, device=device)
+        mask = torch.cat([self.mask, torch.ones((count, 1), dtype=torch.long, device=device)], dim=1)
+        cache = DynamicCache(ddp_cache_data=list(zip(self.keys, self.values, strict=True)))
+        output = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            cache_position=torch.tensor([width], device=device),
+            use_cache=True,
+        )
+        layers: list[Any] = list(cache.layers)
+        self.keys = [layer.keys for layer in layers]
+        self.values = [layer.values for layer in layers]
+        self.mask = mask
+        return cast("torch.Tensor", output.logits[:, -1])
+
+    def drop(self, indices: Sequence[int]) -> None:
+        """Remove rows (finished or stopped) and the leading columns that are padding for every row left."""
+        import torch
+
+        if not indices:
+            return
+        keep = [index for index in range(len(self.rows)) if index not in set(indices)]
+        if not keep:
+            self.keys, self.values, self.mask, self.rows = [], [], None, []
+            return
+        assert self.mask is not None
+        selector = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
+        mask = self.mask.index_select(0, selector)
+        used = mask.any(dim=0).nonzero()
+        start = int(used[0]) if used.numel() else 0
+        self.keys = [k.index_select(0, selector)[:, :, start:] for k in self.keys]
+        self.values = [v.index_select(0, selector)[:, :, start:] for v in self.values]
+        self.mask = mask[:, start:]
+        self.rows = [self.rows[index] for index in keep]
+
+
+def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    import torch
+
+    missing = width - int(tensor.shape[2])
+    if missing <= 0:
+        return tensor
+    shape = (tensor.shape[0], tensor.shape[1], missing, tensor.shape[3])
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=2)
+
+
+def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    import torch
+
+    missing = width - int(mask.shape[1])
+    return mask if missing <= 0 else torch.cat([mask.new_zeros((mask.shape[0], missing)), mask], dim=1)
+
+
+def next_token(logits: torch.Tensor, row: LiveRow) -> int:
+    """The row's next token from its logits ``[V]``: the same processors, in the same order, as ``generate()``."""
+    import torch
+
+    params = row.params
+    scores = logits.float()
+    if params.repetition_penalty != 1.0:
+        seen = row.seen.to(scores.device)
+        picked = scores.gather(0, seen)
+        picked = torch.where(picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty)
+        scores = scores.scatter(0, seen, picked)
+    if not params.do_sample:
+        return int(scores.argmax())
+    scores = scores / params.temperature
+    if 0 < params.top_k < scores.shape[-1]:
+        threshold = torch.topk(scores, params.top_k).values[-1]
+        scores = scores.masked_fill(scores < threshold, float("-inf"))
+    if params.top_p < 1.0:
+        ordered, order = torch.sort(scores, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - params.top_p)
+        remove[-1] = False  # keep at least one token
+        scores = scores.masked_fill(remove.scatter(0, order, remove), float("-inf"))
+    probabilities = scores.softmax(dim=-1)
+    return int(torch.multinomial(probabilities, 1, generator=row.generator))
+
+
+class ContinuousBackend:
+    """A ``BatchBackend`` whose ``run_batch`` hands requests to one decode loop and returns at once.
+
+    At most ``max_rows`` requests decode together; beyond that ``run_batch`` blocks, the worker's queue
+    fills and new requests get 429 as with the static batcher.
+    """
+
+    def __init__(self, service: NLPService, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        self.service = service
+        self.name = service.model
+        self.max_rows = max_rows
+        self._slots = threading.BoundedSemaphore(max_rows)
+        self._incoming: queue.SimpleQueue[InferenceRequest] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self.steps = 0
+        self.largest_batch = 0
+        self._static = LocalBackend(service)
+        self.on_row_finished: Callable[[InferenceRequest, list[int]], None] | None = None  # tests, benchmarks
+
+    def load(self) -> float:
+        return self.service.warm_up()
+
+    def run_batch(self, requests: Sequence[InferenceRequest], *, load_seconds: float) -> None:
+        self._ensure_thread()
+        for request in requests:
+            self._slots.acquire()
+            request._load_seconds = load_seconds  # type: ignore[attr-defined]
+            self._incoming.put(request)
+
+    # -- the decode loop (one thread owns the model) --
+
+    def _ensure_thread(self) -> None:
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=f"continuous:{self.name}", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        import torch
+
+        batch: DecodeBatch | None = None
+        loaded: LoadedModel | None = None
+        while True:
+            arrived: list[InferenceRequest] = []
+            if batch is None or not len(batch) or loaded is None:
+                request = self._incoming.get()  # idle: sleep until a request comes
+                try:
+                    loaded = self.service.loaded_model()
+                except ModelUnavailable as exc:  # unloaded between the worker's load() and now
+                    self._release(request, error=exc)
+                    continue
+                if batch is None or batch.model is not loaded.model:
+                    batch = DecodeBatch(loaded.model)
+                arrived.append(request)
+            try:
+                with torch.inference_mode():
+                    self._admit_waiting(batch, loaded, arrived)
+                    if len(batch):
+                        self._decode_step(batch, loaded)
+            except Exception as exc:  # never let the loop die: fail the rows it held, start clean
+                logger.exception("Continuous batch on %s failed", self.name)
+                error = ModelUnavailable(GENERATION_FAILED.format(detail=type(exc).__name__))
+                for row in batch.rows:
+                    self._release(row.request, error=error)
+                batch = None
+
+    def _admit_waiting(self, batch: DecodeBatch, loaded: LoadedModel, arrived: list[InferenceRequest]) -> None:
+        """Admit what arrived since the last step (each request is prefilled once, then joins the batch)."""
+        while True:
+            if arrived:
+                request = arrived.pop(0)
+            else:
+                try:
+                    request = self._incoming.get_nowait()
+                except queue.Empty:
+                    return
+            if request.cancelled:
+                self._release(request, result=self._result(request, loaded, [], "cancelled", 0, time.perf_counter()))
+            elif loaded.kind != "causal" or request.params.num_beams > 1:
+                self._run_static(request)
+            else:
+                try:
+                    self._admit(batch, loaded, request)
+                except Exception as exc:
+                    self._release(request, error=ModelUnavailable(GENERATION_FAILED.format(detail=type(exc).__name__)))
+                    raise
+
+    def _admit(self, batch: DecodeBatch, loaded: LoadedModel, request: InferenceRequest) -> None:
+        import torch
+
+        started = time.perf_counter()
+        input_ids = self.service.encode_prompt(loaded, request.prompt)["input_ids"]
+        kv, logits = batch.prefill(input_ids)
+        generator = None
+        if request.params.do_sample and request.params.seed is not None:
+            generator = torch.Generator(device=input_ids.device).manual_seed(request.params.seed)
+        length = int(input_ids.shape[-1])
+        row = LiveRow(
+            request=request,
+            prompt_tokens=length,
+            position=length,
+            last_token=0,
+            started=started,
+            seen=input_ids[0].clone(),
+            generator=generator,
+        )
+        if self._accept(row, next_token(logits, row), loaded):
+            batch.admit(row, kv)
+            self.largest_batch = max(self.largest_batch, len(batch))
+
+    def _decode_step(self, batch: DecodeBatch, loaded: LoadedModel) -> None:
+        logits = batch.step()
+        self.steps += 1
+        finished = []
+        for index, row in enumerate(batch.rows):
+            row.position += 1
+            if not self._accept(row, next_token(logits[index], row), loaded):
+                finished.append(index)
+        batch.drop(finished)
+
+    def _accept(self, row: LiveRow, token: int, loaded: LoadedModel) -> bool:
+        """Record ``token`` for ``row``; False (and the request finished) when the row ends here."""
+        import torch
+
+        if row.request.cancelled:
+            self._finish(row, loaded, "cancelled")
+            return False
+        row.token_ids.append(token)
+        if token in loaded.eos_token_ids:
+            self._finish(row, loaded, "stop")
+            return False
+        row.last_token = token
+        if row.params.repetition_penalty != 1.0:
+            row.seen = torch.cat([row.seen, row.seen.new_tensor([token])])
+        self._send_delta(row, loaded)
+        if len(row.token_ids) >= row.params.max_new_tokens:
+            self._finish(row, loaded, "length")
+            return False
+        return True
+
+    def _send_delta(self, row: LiveRow, loaded: LoadedModel) -> None:
+        text = decode_text(loaded, row.token_ids)
+        if text.endswith("\ufffd") or not text.startswith(row.sent_text):
+            return
+        delta = text[len(row.sent_text) :]
+        if delta:
+            row.sent_text = text
+            row.request._emit(StreamEvent("token", text=delta))
+
+    def _finish(self, row: LiveRow, loaded: LoadedModel, reason: str) -> None:
+        if self.on_row_finished is not None:
+            self.on_row_finished(row.request, list(row.token_ids))
+        result = self._result(row.request, loaded, row.token_ids, reason, row.prompt_tokens, row.started)
+        self._release(row.request, result=result)
+
+    def _result(
+        self,
+        request: InferenceRequest,
+        loaded: LoadedModel,
+        token_ids: list[int],
+        reason: str,
+        prompt_tokens: int,
+        started: float,
+    ) -> GenerationResult:
+        now = time.perf_counter()
+        return GenerationResult(
+            text=decode_text(loaded, token_ids),
+            model=self.service.model,
+            task=self.service.task,
+            prompt_tokens=prompt_tokens,
+            output_tokens=len(token_ids),
+            load_seconds=float(getattr(request, "_load_seconds", 0.0)),
+            generate_seconds=now - started,
+            total_seconds=now - request.enqueued_at,
+            finish_reason=reason,  # type: ignore[arg-type]
+        )
+
+    def _release(
+        self,
+        request: InferenceRequest,
+        *,
+        result: GenerationResult | None = None,
+        error: ModelUnavailable | None = None,
+    ) -> None:
+        try:
+            request._finish(result=result, error=error)
+        finally:
+            self._slots.release()
+
+    def _run_static(self, request: InferenceRequest) -> None:
+        """Beam search and seq2seq: the static path, alone, between two decode steps."""
+        try:
+            self._static.run_batch([request], load_seconds=float(getattr(request, "_load_seconds", 0.0)))
+        except Exception as exc:
+            logger.exception("Static generation on %s failed", self.name)
+            request._finish(error=ModelUnavailable(GENERATION_FAILED.format(detail=type(exc).__name__)))
+        finally:
+            self._slots.release()

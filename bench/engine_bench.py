@@ -1,0 +1,406 @@
+"""Engine benchmark (issue 12): the app's default engine vs a raw llama-server on the same GGUF file.
+
+Both sides run the bundled SmolLM2-135M-Instruct Q4_1 file with the same flags (``-t THREADS -np 8 -c 8192``):
+
+* **app** — the default engine as the app uses it: ``model_registry.service_for(None)`` (HF_ENGINE=auto →
+  llamacpp), i.e. the ``ModelWorker`` queue, the openai SDK stream, the watched sidecar;
+* **raw** — a second ``llama-server`` process started here, spoken to with ``http.client`` directly
+  (the least a client can do: one POST, read the SSE lines).
+
+Measured in one run, alternating app and raw so a busy machine shifts both alike, printed as ratios:
+
+1. decode time per token for one client (median of several 128-token answers) — goal app/raw ≤ 1.25×;
+2. total throughput with 8 concurrent clients — goal app/raw ≥ 0.8×;
+3. open-loop Poisson arrivals (at ~70 % of the measured 8-client capacity) with lengths drawn from 24–160
+   tokens: p95 time to the first token / idle time to the first token — goal ≤ 3× on the app;
+4. memory: resident set of each llama-server, of this process, and (unless ``--skip-transformers``) of a
+   fresh process holding the transformers engine's float32 copy of the same model;
+5./6. (unless ``--skip-transformers``) the transformers engine itself, static batcher vs continuous batching:
+   8-client throughput, and p95/idle first-token time under Poisson arrivals (goal ≤ 5×).
+
+    .venv/bin/python bench/engine_bench.py             # ~2–3 minutes on 2 cores (+~30 s for transformers)
+    .venv/bin/python bench/engine_bench.py --quick     # fewer repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROMPTS = (
+    "Write a long story about a dragon who learns to bake bread.",
+    "Explain in detail how a bicycle works.",
+    "Describe a walk through a busy market in the morning.",
+    "Write a letter to a friend about your summer holidays.",
+    "Tell the history of the city of Paris in many sentences.",
+    "Explain how plants grow from seeds, step by step.",
+    "Write a detailed recipe for a chocolate cake.",
+    "Describe the planets of the solar system one by one.",
+)
+
+
+@dataclass
+class Sample:
+    submitted: float
+    first_token: float | None
+    done: float
+    tokens: int
+
+    @property
+    def ttft(self) -> float:
+        return (self.first_token or self.done) - self.submitted
+
+    @property
+    def decode_per_token(self) -> float | None:
+        if self.first_token is None or self.tokens < 2:
+            return None
+        return (self.done - self.first_token) / (self.tokens - 1)
+
+
+Client = Callable[[str, int], Sample]
+
+
+def raw_client(port: int) -> Client:
+    """Stream one greedy chat completion from a llama-server with ``http.client`` (no SDK, no queue)."""
+
+    def run(prompt: str, max_tokens: int) -> Sample:
+        body = json.dumps(
+            {
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": max_tokens,
+                "temperature": 0.0,
+                "top_p": 1.0,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "top_k": 1,
+                "min_p": 0.0,
+            }
+        )
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        submitted = time.perf_counter()
+        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        first: float | None = None
+        tokens = 0
+        chunks = 0
+        for raw_line in response:
+            line = raw_line.strip()
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            usage = event.get("usage")
+            if usage:
+                tokens = int(usage.get("completion_tokens") or tokens)
+            for choice in event.get("choices") or []:
+                if (choice.get("delta") or {}).get("content"):
+                    chunks += 1
+                    if first is None:
+                        first = time.perf_counter()
+        done = time.perf_counter()
+        connection.close()
+        return Sample(submitted, first, done, tokens or chunks)
+
+    return run
+
+
+def app_client() -> Client:
+    """The default engine through the app's service: ``service_for(None).submit(...)``, events until done."""
+    from app.domain.generation import GenerationParams
+    from app.services.model_registry import service_for
+
+    service = service_for(None)
+
+    def run(prompt: str, max_tokens: int) -> Sample:
+        submitted = time.perf_counter()
+        request = service.submit(prompt, GenerationParams(max_new_tokens=max_tokens, do_sample=False))
+        first: float | None = None
+        for event in request.events(timeout=120):
+            if event.kind == "token" and first is None:
+                first = time.perf_counter()
+            if event.kind == "error":
+                raise RuntimeError(event.text)
+        done = time.perf_counter()
+        result = request.wait(1)
+        return Sample(submitted, first, done, result.output_tokens)
+
+    return run
+
+
+def service_client(service: object) -> Client:
+    """Any app service (``submit``/events), e.g. a transformers ``NLPService`` with static or continuous batching."""
+
+    def run(prompt: str, max_tokens: int) -> Sample:
+        from app.domain.generation import GenerationParams
+
+        submitted = time.perf_counter()
+        request = service.submit(prompt, GenerationParams(max_new_tokens=max_tokens, do_sample=False))  # type: ignore[attr-defined]
+        first: float | None = None
+        for event in request.events(timeout=600):
+            if event.kind == "token" and first is None:
+                first = time.perf_counter()
+            if event.kind == "error":
+                raise RuntimeError(event.text)
+        done = time.perf_counter()
+        return Sample(submitted, first, done, request.wait(1).output_tokens)
+
+    return run
+
+
+def transformers_section(arrivals: int) -> None:
+    """Static batcher vs continuous batching on the transformers engine (float32, the same bundled model)."""
+    from app.services.bundled_model import ensure_bundled_model
+    from app.services.engines.continuous import use_continuous_batching
+    from app.services.engines.transformers_service import NLPService
+    from app.services.nlp_service import bundled_models_dir
+    from django_hf_ml.choices import BUNDLED_MODEL_ID
+
+    folder = ensure_bundled_model(bundled_models_dir())
+    static = NLPService(model=BUNDLED_MODEL_ID, task="text-generation", resolve_source=lambda: folder)
+    continuous = use_continuous_batching(
+        NLPService(model=BUNDLED_MODEL_ID, task="text-generation", resolve_source=lambda: folder)
+    )
+    clients = {"static": service_client(static), "continuous": service_client(continuous)}
+    for service in (static, continuous):
+        service.warm_up()
+    for client in clients.values():
+        client(PROMPTS[0], 8)
+    throughput = {}
+    for label, client in clients.items():
+        throughput[label] = concurrent_throughput(client, 8, 64)
+    ratio = throughput["continuous"] / throughput["static"]
+    print(
+        f"5. transformers, 8 clients x 64 tokens: static {throughput['static']:.0f} tokens/s, continuous "
+        f"{throughput['continuous']:.0f} tokens/s → {ratio:.2f}×",
+        flush=True,
+    )
+    rate = 0.7 * min(throughput.values()) / ((24 + 160) / 2)
+    for label, client in clients.items():
+        idle = idle_ttft(client, 4)
+        ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
+        print(
+            f"6. transformers {label}, Poisson {rate:.2f} req/s, {arrivals} requests, 24–160 tokens: idle first "
+            f"token {idle * 1000:.0f} ms, p95 {p95(ttfts) * 1000:.0f} ms → {p95(ttfts) / idle:.1f}× idle",
+            flush=True,
+        )
+    static.unload()
+    continuous.unload()
+
+
+def decode_ms(client: Client, repeats: int) -> float:
+    values = []
+    for index in range(repeats):
+        sample = client(PROMPTS[index % len(PROMPTS)], 128)
+        if sample.decode_per_token is not None:
+            values.append(sample.decode_per_token * 1000)
+    return statistics.median(values)
+
+
+def concurrent_throughput(client: Client, clients: int, max_tokens: int) -> float:
+    samples: list[Sample] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        sample = client(PROMPTS[index % len(PROMPTS)], max_tokens)
+        with lock:
+            samples.append(sample)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(sample.tokens for sample in samples) / (time.perf_counter() - started)
+
+
+def idle_ttft(client: Client, repeats: int) -> float:
+    return statistics.median(client(PROMPTS[index % len(PROMPTS)], 24).ttft for index in range(repeats))
+
+
+def poisson_ttfts(client: Client, *, rate: float, count: int, seed: int) -> list[float]:
+    """Open loop: requests arrive by a Poisson process whatever the server does; lengths uniform in 24–160."""
+    rng = random.Random(seed)
+    plan = []
+    at = 0.0
+    for index in range(count):
+        at += rng.expovariate(rate)
+        plan.append((at, PROMPTS[index % len(PROMPTS)], rng.randint(24, 160)))
+    ttfts: list[float] = []
+    lock = threading.Lock()
+
+    def one(prompt: str, length: int) -> None:
+        sample = client(prompt, length)
+        with lock:
+            ttfts.append(sample.ttft)
+
+    threads = []
+    origin = time.perf_counter()
+    for start_at, prompt, length in plan:
+        delay = origin + start_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        thread = threading.Thread(target=one, args=(prompt, length))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return ttfts
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def rss_mb(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/statm").read_text().split()
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def transformers_rss_mb(data_dir: Path) -> float:
+    """Peak RSS of a fresh process that loads the bundled model on the transformers engine (float32)."""
+    code = (
+        "import os, resource, django; os.environ['DJANGO_SETTINGS_MODULE']='django_hf_ml.settings'; django.setup();"
+        "from app.services.nlp_service import default_service; default_service().warm_up();"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    env = {**os.environ, "HF_ENGINE": "transformers", "DATA_DIR": str(data_dir), "LOG_LEVEL": "ERROR"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _converted_data_dir() -> Path:
+    """The app's DATA_DIR, with the bundled model converted for transformers (once, ~20 s)."""
+    from django.conf import settings
+
+    from app.services.bundled_model import ensure_bundled_model
+    from app.services.nlp_service import bundled_models_dir
+
+    ensure_bundled_model(bundled_models_dir())
+    return Path(settings.DATA_DIR)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-transformers", action="store_true", help="no transformers memory / batching figures")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below: no orphan servers
+    repeats = 3 if args.quick else 6
+    arrivals = 16 if args.quick else 32
+
+    data_dir = Path(tempfile.mkdtemp(prefix="engine-bench-"))
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "django_hf_ml.settings",
+            "HF_ENGINE": "auto",
+            "HF_MODEL": "",
+            "HF_THREADS": str(args.threads),
+            "LLAMA_SLOTS": "8",
+            "LLAMA_CTX": "8192",
+            "HF_QUEUE_MAX": "256",
+            "LOG_LEVEL": "WARNING",
+            "ENV_FILE": str(data_dir / "none.env"),
+        }
+    )
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from app.services.bundled_model import locate_bundled_gguf
+    from app.services.engines.choice import close_engine_services, find_binary
+    from app.services.engines.llamacpp import LlamaCppService
+    from app.services.engines.sidecar import LlamaSidecar, SidecarConfig
+    from app.services.model_registry import service_for
+
+    binary = find_binary()
+    if binary is None:
+        print(f"No llama-server binary (PATH, LLAMA_SERVER_BIN, {settings.DATA_DIR}/llama.cpp): run dev.py first.")
+        return 1
+    service = service_for(None)
+    if not isinstance(service, LlamaCppService):
+        print(f"The default engine is not llamacpp here ({type(service).__name__}); nothing to compare.")
+        return 1
+    service.warm_up()
+    raw = LlamaSidecar(
+        SidecarConfig(
+            binary=binary.path,
+            model_path=locate_bundled_gguf(),
+            threads=args.threads,
+            slots=8,
+            ctx=8192,
+            log_file=data_dir / "raw-llama-server.log",
+            model_name="raw",
+        )
+    )
+    raw.ensure_started()
+    app, baseline = app_client(), raw_client(raw.port)
+    print(f"llama-server: {binary.describe()}; {args.threads} thread(s), 8 slots, context 8192; both sides warm")
+    try:
+        for client in (app, baseline):  # warm both (first prompts fill caches)
+            client(PROMPTS[0], 16)
+
+        app_decode, raw_decode = [], []
+        for _ in range(2):
+            app_decode.append(decode_ms(app, repeats))
+            raw_decode.append(decode_ms(baseline, repeats))
+        app_ms, raw_ms = statistics.median(app_decode), statistics.median(raw_decode)
+        print(f"1. decode, 1 client: app {app_ms:.2f} ms/token, raw {raw_ms:.2f} ms/token → {app_ms / raw_ms:.2f}×")
+
+        app_tp, raw_tp = [], []
+        for _ in range(2):
+            app_tp.append(concurrent_throughput(app, 8, 128))
+            raw_tp.append(concurrent_throughput(baseline, 8, 128))
+        app_tps, raw_tps = statistics.median(app_tp), statistics.median(raw_tp)
+        print(f"2. 8 clients: app {app_tps:.0f} tokens/s, raw {raw_tps:.0f} tokens/s → {app_tps / raw_tps:.2f}×")
+
+        mean_length = (24 + 160) / 2
+        rate = 0.7 * min(app_tps, raw_tps) / mean_length
+        for label, client in (("app", app), ("raw", baseline)):
+            idle = idle_ttft(client, repeats + 2)
+            ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
+            print(
+                f"3. Poisson {rate:.2f} req/s, {arrivals} requests, 24–160 tokens ({label}): idle first token "
+                f"{idle * 1000:.1f} ms, p95 {p95(ttfts) * 1000:.1f} ms → {p95(ttfts) / idle:.2f}× idle"
+            )
+
+        app_sidecar = service.sidecar.pid
+        assert app_sidecar is not None and raw.pid is not None
+        memory = (
+            f"4. memory (RSS): app's llama-server {rss_mb(app_sidecar):.0f} MB, raw llama-server "
+            f"{rss_mb(raw.pid):.0f} MB, this app process {rss_mb(os.getpid()):.0f} MB"
+        )
+        print(memory, flush=True)
+        if not args.skip_transformers:
+            rss = transformers_rss_mb(_converted_data_dir())
+            print(f"   transformers engine (float32, fresh process, peak): {rss:.0f} MB", flush=True)
+        if not args.skip_transformers:
+            raw.stop()  # leave the cores to the transformers engine
+            service.unload()
+            transformers_section(max(8, arrivals // 2))
+    finally:
+        raw.close()
+        close_engine_services()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
