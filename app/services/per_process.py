@@ -38,6 +38,11 @@ class PerProcess(Generic[T]):
                 self._built = (key, self._build())
             return self._built[1]
 
+    def replace(self, instance: T) -> None:
+        """Use ``instance`` until the next ``reset()`` (tests that need an instrumented client)."""
+        with self._lock:
+            self._built = (self._key(), instance)
+
     def reset(self) -> None:
         """Forget the instance (closing it first when it has a ``close``); the next ``get()`` builds anew."""
         with self._lock:

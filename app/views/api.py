@@ -1,8 +1,10 @@
 """Our JSON API: generate, read, list/search, delete, export.
 
 * ``POST /api/generate`` ``{"prompt", "params", "model"}`` → 201 with the interaction.
-* ``GET|DELETE /api/interactions/<id>``; ``GET /api/interactions?q=&model=&task=&status=&since=&until=&cursor=&limit=``
-  → ``{"items": [...], "next_cursor": "…" | null}``; ``GET /api/interactions/export.jsonl|.csv``.
+* ``GET|DELETE /api/interactions/<id>``;
+  ``GET /api/interactions?q=&model=&task=&status=&since=&until=&sort=&mode=&cursor=&limit=``
+  → ``{"items": [...], "next_cursor": "…" | null}`` plus a ``"search"`` block (mode, sort, "showing results
+  for", notes, facets) when ``q`` has text to rank; ``GET /api/interactions/export.jsonl|.csv``.
 
 Views raise domain errors and ``app.middleware.DomainErrorJsonMiddleware`` answers
 ``{"error": message, "fields": {...}}`` with the error's status (400, 404, 422, 429 + Retry-After,
@@ -30,7 +32,7 @@ from app.middleware import json_error
 from app.services import history
 from app.services.generation import answer_blocking
 from app.services.interactions import get_interaction
-from app.services.mongo_repo import get_repository
+from app.services.search.service import history_search
 from app.views._visitor import visitor_scope
 
 JSON_REQUIRED = "Send the request body as JSON with Content-Type: application/json."
@@ -112,13 +114,27 @@ def list_interactions(request: HttpRequest) -> JsonResponse:
     form = filter_form(request.GET, api=True)
     _valid_filters(form)
     assert isinstance(form, HistoryApiForm)
-    page = get_repository().page(
+    page = history_search(
         scope=visitor_scope(request),
-        cursor=form.page_cursor(),
-        limit=form.cleaned_data["limit"],
         filters=form.to_filter(),
+        text=form.query_text(),
+        cursor=form.page_cursor(),
+        sort=form.cleaned_data.get("sort") or "",
+        mode=form.cleaned_data.get("mode") or "",
+        limit=form.cleaned_data["limit"],
     )
-    return JsonResponse({"items": [interaction_json(item) for item in page.items], "next_cursor": page.next_cursor})
+    body: dict[str, Any] = {"items": [interaction_json(item) for item in page.items], "next_cursor": page.next_cursor}
+    if page.ranked:
+        body["search"] = {
+            "mode": page.mode,
+            "sort": page.sort,
+            "showing_results_for": page.showing_for,
+            "notes": list(page.notes),
+            "facets": page.facets.as_json(),
+        }
+    elif page.notes:
+        body["search"] = {"notes": list(page.notes)}
+    return JsonResponse(body)
 
 
 EXPORTS = {

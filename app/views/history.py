@@ -18,6 +18,7 @@ from app.domain.filters import HistoryFilter
 from app.errors import LOGIN_REQUIRED_TO_CLAIM, LoginRequired, StoreUnavailable
 from app.forms.history import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
+from app.services.search.service import SearchPage, history_search
 from app.views._htmx import HtmxHttpRequest, htmx_action, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_id, visitor_scope
 from app.views.api import export_download
@@ -43,12 +44,42 @@ def _list_context(request: HtmxHttpRequest, form: HistoryFilterForm) -> dict[str
         context["field_errors"] = form.errors_by_field()
         return context
     try:
-        page = history.history_page(scope=visitor_scope(request), filters=form.to_filter(), cursor=form.page_cursor())
+        page = history_search(
+            scope=visitor_scope(request),
+            filters=form.to_filter(),
+            text=form.query_text(),
+            cursor=form.page_cursor(),
+            sort=form.cleaned_data.get("sort") or "",
+            mode=form.cleaned_data.get("mode") or "",
+        )
     except StoreUnavailable as exc:
         context["problem"] = exc.message
         return context
-    context.update(rows=page.rows, next_cursor=page.next_cursor, query=form.filter_query())
+    context.update(
+        rows=page.rows,
+        next_cursor=page.next_cursor,
+        query=form.filter_query(),
+        search=page,
+        chips=_facet_chips(form, page),
+    )
     return context
+
+
+def _facet_chips(form: HistoryFilterForm, page: SearchPage) -> list[dict[str, Any]]:
+    """Filter chips for the facet counts: each one a link that narrows the current search."""
+    text = form.data.get("q", "")
+    chips: list[dict[str, Any]] = []
+    for kind, values in (("model", page.facets.models), ("status", page.facets.statuses), ("tag", page.facets.tags)):
+        for item in values:
+            if kind == "tag":
+                link = form.filter_query(q=f"{text} tag:{item.value}".strip())
+            else:
+                link = form.filter_query(**{kind: item.value})
+            active = kind != "tag" and form.data.get(kind, "") == item.value
+            chips.append(
+                {"kind": kind, "value": item.value or "(none)", "count": item.count, "query": link, "active": active}
+            )
+    return chips
 
 
 def _history_context(request: HtmxHttpRequest) -> dict[str, Any]:
