@@ -73,6 +73,8 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("deleted_at", ASCENDING)], name="deleted_ttl", expireAfterSeconds=DELETED_RETENTION_SECONDS),
     # Answer cache (app/services/answer_cache.py): an equality lookup of an earlier identical greedy answer.
     IndexModel([("owner", ASCENDING), ("cache_key", ASCENDING)], name="owner_cache_key"),
+    # The reaper (app/services/reaper.py): pending generations whose heartbeat is old.
+    IndexModel([("status", ASCENDING), ("heartbeat_at", ASCENDING)], name="status_heartbeat"),
 )
 
 
