@@ -19,7 +19,15 @@ from typing import Any
 from bson import ObjectId
 
 from app.domain.filters import HistoryFilter
-from app.domain.interaction import STATUS_OK, TERMINAL_STATUSES, Interaction, Scope, parse_messages
+from app.domain.interaction import (
+    STATUS_INTERRUPTED,
+    STATUS_OK,
+    STATUS_PENDING,
+    TERMINAL_STATUSES,
+    Interaction,
+    Scope,
+    parse_messages,
+)
 from app.domain.interaction import STATUSES as RECORD_STATUSES
 from app.domain.search import Segment, highlight
 from app.services.mongo_repo import get_repository
@@ -246,6 +254,8 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         raise InvalidRecord(REJECT_TEXT_TOO_LONG)
     created_at = _parse_time(record.get("created_at"))
     status = record.get("status", STATUS_OK) or STATUS_OK
+    if status == STATUS_PENDING:  # exported while generating: nobody will finish it here
+        status = STATUS_INTERRUPTED
     if status not in IMPORT_STATUSES:
         raise InvalidRecord(REJECT_STATUS)
     params = record.get("params") or {}

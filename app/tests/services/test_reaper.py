@@ -85,3 +85,8 @@ def test_documents_from_before_durable_generation_still_load() -> None:
     old = {"_id": ObjectId(), "prompt": "p", "output": "o", "created_at": utc_now(), "status": "ok"}
     record = from_document(old)
     assert (record.heartbeat_at, record.checkpoint, record.stop_requested_at, record.worker) == (None, 0, None, None)
+
+
+def test_an_exported_pending_record_is_imported_as_interrupted() -> None:
+    line = {"prompt": "p", "output": "half", "created_at": "2026-11-30T10:00:00Z", "status": "pending"}
+    assert history.record_to_interaction(line, scope=SCOPE).status == "interrupted"
