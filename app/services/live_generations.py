@@ -1,11 +1,13 @@
 """The generations running in this process, checkpointed into their records while they run.
 
-Every ``GENERATION_CHECKPOINT_SECONDS`` (0.5 s) each live generation gets one
-``find_one_and_update``: the text its engine has streamed so far (collected on the worker's event
-path, ``InferenceRequest.partial_text``), ``heartbeat_at`` and ``checkpoint`` +1; the same round trip
-reads ``stop_requested_at``, so a Stop written by any process cancels the request here within one
-interval. The writes run on one daemon thread per process (started with the first generation), never
-on the inference thread: a slow or unreachable store does not slow the model down.
+Every ``GENERATION_CHECKPOINT_SECONDS`` (0.5 s) each live generation gets one round trip. When its
+engine has streamed new text (collected on the worker's event path, ``InferenceRequest.partial_text``)
+it is a ``find_one_and_update``: the text so far, ``heartbeat_at``, ``checkpoint`` +1, reading back
+``stop_requested_at``. When nothing new arrived (queued, a long prefill) it only reads the Stop marker,
+and writes the heartbeat alone every ``HEARTBEAT_SECONDS``: a slow model never writes more than once
+per token. Either way a Stop written by any process cancels the request here within one interval.
+The writes run on one daemon thread per process (started with the first generation), never on the
+inference thread: a slow or unreachable store does not slow the model down.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from app.domain.ids import utc_now
 from app.domain.interaction import STATUS_PENDING, Interaction, Scope
 from app.errors import StoreUnavailable
 from app.services.engines.worker import InferenceRequest
-from app.services.mongo_generation import checkpoint, find_record, request_stop
+from app.services.mongo_generation import checkpoint, find_record, request_stop, stop_marker
 from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 
 REMOTE_STOP_POLL_SECONDS = 0.1  # how often a Stop sent here looks whether the generating process ended it
 STORE_DOWN_BACKOFF_SECONDS = 2.0  # while the store fails, try a stream's checkpoint this often at most
+HEARTBEAT_SECONDS = 2.0  # with no new text, the heartbeat alone is written this often (stale after 10 s)
 
 
 def worker_name() -> str:
@@ -50,6 +53,8 @@ class LiveGeneration:
     request: InferenceRequest
     shape: Callable[[str], str]  # what of the streamed text the record keeps (stop strings cut it)
     next_write: float = field(default_factory=time.monotonic)
+    last_write: float = field(default_factory=time.monotonic)  # the write-ahead counts as the first heartbeat
+    written_tokens: int = 0
     writes: int = 0
 
 
@@ -116,19 +121,24 @@ class Checkpointer:
         request = generation.request
         started = time.monotonic()
         generation.next_write = started + checkpoint_seconds()
-        text = generation.shape(request.partial_text())
+        tokens = request.streamed_tokens
+        write = tokens != generation.written_tokens or started - generation.last_write >= HEARTBEAT_SECONDS
         try:
-            answer = checkpoint(
-                get_repository(), generation.id, output=text, output_tokens=request.streamed_tokens, now=utc_now()
-            )
+            if write:
+                text = generation.shape(request.partial_text())
+                answer = checkpoint(get_repository(), generation.id, output=text, output_tokens=tokens, now=utc_now())
+            else:
+                answer = stop_marker(get_repository(), generation.id)
         except StoreUnavailable:
             generation.next_write = started + max(checkpoint_seconds(), STORE_DOWN_BACKOFF_SECONDS)
             return
         except Exception:
             logger.exception("Checkpoint of generation %s failed", generation.id)
             return
-        generation.writes += 1
-        self.writes += 1
+        if write:
+            generation.writes += 1
+            generation.written_tokens, generation.last_write = tokens, started
+            self.writes += 1
         if answer.stop_requested and not request.cancelled:
             logger.info("Generation %s: Stop requested through the store; cancelling", generation.id)
             request.cancel()

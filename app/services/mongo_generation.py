@@ -85,6 +85,17 @@ def checkpoint(
     return CheckpointAnswer(pending=True, stop_requested=doc.get("stop_requested_at") is not None)
 
 
+def stop_marker(repo: InteractionRepository, interaction_id: str) -> CheckpointAnswer:
+    """Read only whether a Stop was asked (a checkpoint with nothing new to write)."""
+    with store_errors("stop check"):
+        doc = repo.collection.find_one(
+            {"_id": parse_interaction_id(interaction_id), "status": STATUS_PENDING}, {"stop_requested_at": 1}
+        )
+    if doc is None:
+        return CheckpointAnswer(pending=False, stop_requested=False)
+    return CheckpointAnswer(pending=True, stop_requested=doc.get("stop_requested_at") is not None)
+
+
 def request_stop(repo: InteractionRepository, interaction_id: str, *, scope: Scope, now: datetime) -> bool:
     """Mark the visitor's pending record as to be stopped; False when there is no such record."""
     object_id = parse_interaction_id(interaction_id)

@@ -183,3 +183,19 @@ def test_a_full_queue_leaves_no_record(model: NLPService, settings: SettingsWrap
     assert running.ended.wait(WAIT)
     prompts = sorted(doc["prompt"] for doc in get_repository().collection.find({}))
     assert prompts == ["running", "waiting"]
+
+
+def test_a_queued_generation_only_heartbeats_and_still_hears_a_stop(model: NLPService) -> None:
+    gate = Gate()
+    LocalBackend.extra_logits_processors = (gate,)
+    running = generation.start_stream(ask(2, "running"), SCOPE)
+    assert gate.reached.wait(WAIT)
+    queued = generation.start_stream(ask(2, "queued"), SCOPE)  # waits behind the held batch: no text
+    time.sleep(2.6)
+    assert raw(queued.id)["checkpoint"] == 1  # the heartbeat alone, after 2 s; no write per 0.5 s tick
+    asked = time.monotonic()
+    assert request_stop(get_repository(), queued.id, scope=SCOPE, now=utc_now())
+    assert queued.ended.wait(1.0) and time.monotonic() - asked <= 1.0
+    assert stored(queued.id).status == "cancelled"
+    gate.release.set()
+    assert running.ended.wait(WAIT) and stored(running.id).status == "ok"
