@@ -4,9 +4,11 @@ Every serving process runs one daemon thread (``start_reaper``, from ``start_ser
 pass at start, then one every ``GENERATION_REAP_SECONDS``. A pending record is reaped, keeping the
 partial text of its last checkpoint, when its heartbeat is older than ``GENERATION_STALE_SECONDS``
 (10 s), or sooner — after two missed checkpoints — when its ``worker`` is a process of this machine
-that no longer exists (a restart after a kill reaps at once). This process's own generations are
-never reaped. Many processes reaping at once is harmless: each update is conditional on the record
-still being pending at the checkpoint it was read at.
+that no longer exists (a restart after a kill reaps at once), or names this very process but is not
+one of its live generations (an earlier process with the same pid). Live generations of this process
+are never reaped; one that ended but whose final write is still in the outbox may be marked, and the
+replayed final record then replaces the mark. Many processes reaping at once is harmless: each
+update is conditional on the record still being pending at the checkpoint it was read at.
 """
 
 from __future__ import annotations
@@ -63,13 +65,13 @@ def _last_sign_of_life(record: Interaction) -> datetime:
 
 
 def _worker_is_dead_here(worker: str | None) -> bool:
-    """Whether ``worker`` ("host:pid") names a process of this machine that no longer exists."""
+    """Whether ``worker`` ("host:pid") names a process of this machine that no longer generates it."""
     host, _, pid_text = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False  # ours but not live: a generation this process no longer runs (it ended or was lost)
+        return True  # "ours" but not live here: an earlier process with this pid (a container's pid 1…)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -90,3 +90,9 @@ def test_documents_from_before_durable_generation_still_load() -> None:
 def test_an_exported_pending_record_is_imported_as_interrupted() -> None:
     line = {"prompt": "p", "output": "half", "created_at": "2026-11-30T10:00:00Z", "status": "pending"}
     assert history.record_to_interaction(line, scope=SCOPE).status == "interrupted"
+
+
+def test_a_record_naming_this_process_that_it_does_not_run_is_reaped(store_settings: SettingsWrapper) -> None:
+    earlier = pending(output="Once", quiet_seconds=2, worker=worker_name())  # e.g. pid 1 of the last container
+    assert reap_stale() == 1
+    assert get_repository().get(earlier.id, scope=SCOPE).status == "interrupted"
