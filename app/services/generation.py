@@ -229,7 +229,12 @@ def _write_ahead(ask: Ask, scope: Scope, service: GenerationService) -> Interact
     """Store the ``pending`` record (durably: MongoDB, else the outbox) before the engine starts."""
     pending = _record(ask, scope, service, output="", status=STATUS_PENDING, worker=worker_name())
     pending.heartbeat_at = pending.created_at
-    store_interaction(pending)
+    get_checkpointer().reserve(pending.id)
+    try:
+        store_interaction(pending)
+    except BaseException:
+        get_checkpointer().forget(pending.id)
+        raise
     return pending
 
 
@@ -240,6 +245,7 @@ def _submit(
     try:
         request = service.submit(ask.prompt, ask.params, on_finish=on_finish, messages=ask.messages)
     except BaseException:
+        get_checkpointer().forget(pending.id)
         withdraw_pending(pending)
         raise
     get_checkpointer().track(pending.id, request, shape=lambda text: _cut_at_stop(ask, text))

@@ -63,10 +63,16 @@ class Checkpointer:
 
     def __init__(self) -> None:
         self._live: dict[str, LiveGeneration] = {}
+        self._starting: set[str] = set()  # written ahead, not submitted yet: never reaped meanwhile
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.writes = 0  # checkpoint round trips made (the benchmark reads it)
+
+    def reserve(self, interaction_id: str) -> None:
+        """Claim a generation about to be written ahead and submitted (the reaper leaves it alone)."""
+        with self._condition:
+            self._starting.add(interaction_id)
 
     def track(self, interaction_id: str, request: InferenceRequest, shape: Callable[[str], str] = str) -> None:
         """Checkpoint ``request`` into record ``interaction_id`` until it finishes (first write in one interval)."""
@@ -74,6 +80,7 @@ class Checkpointer:
             id=interaction_id, request=request, shape=shape, next_write=time.monotonic() + checkpoint_seconds()
         )
         with self._condition:
+            self._starting.discard(interaction_id)
             self._live[interaction_id] = generation
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
@@ -84,6 +91,7 @@ class Checkpointer:
     def forget(self, interaction_id: str) -> int:
         """Stop checkpointing it; returns how many checkpoints it had written."""
         with self._condition:
+            self._starting.discard(interaction_id)
             live = self._live.pop(interaction_id, None)
         return live.writes if live is not None else 0
 
@@ -93,11 +101,12 @@ class Checkpointer:
 
     def live_ids(self) -> list[str]:
         with self._condition:
-            return list(self._live)
+            return [*self._live, *self._starting]
 
     def clear(self) -> None:
         with self._condition:
             self._live.clear()
+            self._starting.clear()
 
     def _run(self) -> None:
         while True:
