@@ -19,14 +19,16 @@ from app.domain.generation import Ask, GenerationParams
 from app.domain.ids import utc_now
 from app.domain.interaction import Interaction, Scope
 from app.errors import QueueFull, StreamNotFound
-from app.services import generation
+from app.services import generation, mongo_repo
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.engines.transformers_service import NLPService
 from app.services.live_generations import get_checkpointer, worker_name
+from app.services.local_store import free_port
 from app.services.model_registry import service_for
 from app.services.mongo_documents import parse_interaction_id
 from app.services.mongo_generation import request_stop
 from app.services.mongo_repo import get_repository
+from app.services.outbox import get_outbox
 from app.tests.services.test_inference import SlowNoEos
 
 SCOPE = Scope(session_id="durable-visitor")
@@ -199,3 +201,23 @@ def test_a_queued_generation_only_heartbeats_and_still_hears_a_stop(model: NLPSe
     assert stored(queued.id).status == "cancelled"
     gate.release.set()
     assert running.ended.wait(WAIT) and stored(running.id).status == "ok"
+
+
+def test_with_the_store_down_the_final_record_takes_the_pending_ones_place_in_the_outbox(
+    model: NLPService, settings: SettingsWrapper
+) -> None:
+    reachable = settings.MONGO_URI
+    settings.MONGO_URI, settings.MONGO_TIMEOUT_MS = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", 200
+    mongo_repo.reset_repository()
+    slow(model)
+    stream = generation.start_stream(ask(30), SCOPE)  # written ahead into the outbox
+    assert get_outbox().depth() == 1
+    assert stream.ended.wait(WAIT)
+    [item] = get_outbox().pending()
+    assert item.interaction_id == stream.id and get_outbox().find(stream.id).status == "ok"  # type: ignore[union-attr]
+    settings.MONGO_URI, settings.MONGO_TIMEOUT_MS = reachable, 3000
+    mongo_repo.reset_repository()
+    get_outbox().replay()
+    final = stored(stream.id)
+    assert (final.status, final.output_tokens) == ("ok", 30)
+    assert get_repository().count(scope=SCOPE) == 1
