@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter requests (~1–2 min)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--durable-only", action="store_true", help="only the durable-generation figures")
     args = parser.parse_args()
     ensure_model()
     max_new_tokens = args.max_new_tokens or (16 if args.quick else 32)
@@ -261,6 +262,11 @@ def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_cl
 
     get_repository().ensure_indexes()
     print(f"torch threads: {torch.get_num_threads()}  max_new_tokens: {max_new_tokens}  greedy", flush=True)
+    if args.durable_only:
+        service = default_service()
+        service.warm_up()
+        print_durable(durable_figures(service, list(PROMPTS[:4] if args.quick else PROMPTS[:6]), max_new_tokens * 4))
+        return
 
     tokenizer, model = load_plain()
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(sequential)]

@@ -67,7 +67,8 @@ class Checkpointer:
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self.writes = 0  # checkpoint round trips made (the benchmark reads it)
+        self.writes = 0  # checkpoint writes made, and seconds spent in round trips (the benchmark reads them)
+        self.busy_seconds = 0.0
 
     def reserve(self, interaction_id: str) -> None:
         """Claim a generation about to be written ahead and submitted (the reaper leaves it alone)."""
@@ -144,6 +145,7 @@ class Checkpointer:
         except Exception:
             logger.exception("Checkpoint of generation %s failed", generation.id)
             return
+        self.busy_seconds += time.monotonic() - started
         if write:
             generation.writes += 1
             generation.written_tokens, generation.last_write = tokens, started
