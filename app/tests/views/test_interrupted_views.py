@@ -51,3 +51,12 @@ def test_retry_without_javascript_answers_again_linked_to_the_interrupted_record
     retried = [doc for doc in get_repository().collection.find({"regenerated_from": record.id})]
     assert len(retried) == 1 and retried[0]["status"] == "ok" and retried[0]["prompt"] == "Cut short"
     assert response["Location"] == f"/?answer={retried[0]['_id']}"
+
+
+def test_stats_and_export_take_pending_and_interrupted_records(client: Client) -> None:
+    stored(client, status="pending", prompt="Still going")
+    stored(client, status="interrupted", prompt="Cut short")
+    assert client.get("/stats/").status_code == 200
+    exported = b"".join(client.get("/history/export.jsonl").streaming_content).decode()  # type: ignore[attr-defined]
+    assert '"status": "pending"' in exported and '"status": "interrupted"' in exported
+    assert client.get("/history/", {"status": "interrupted"}).content.decode().count("Cut short") >= 1
