@@ -9,6 +9,8 @@ Everything is measured in one run and printed as ratios, so a busy machine shift
 * app overhead — ``POST /api/generate`` through Django (middleware, form, record written to the
   outbox and MongoDB) minus the time the model service took, as % of that time;
 * cache — the same greedy request again: end-to-end API time, and the cache lookup alone;
+* durable generation — streamed answers with their record (write-ahead, a checkpoint every 0.5 s, final)
+  against the same requests without one: record writes per generated token and the overhead (%);
 * memory — peak RSS of a fresh process with no model, one model, and two models loaded (the second one
   is another SmolLM2 copy: the registry keeps separate weights per offered model).
 
@@ -16,7 +18,8 @@ Everything is measured in one run and printed as ratios, so a busy machine shift
     .venv/bin/python bench/generation_bench.py --quick    # ~1–2 minutes, fewer and shorter requests
 
 Goals: ≥ 2.5× baseline throughput at 8 clients; first token ≤ 1.5× one forward pass;
-overhead ≤ 5 %; cached answer ≥ 50× faster. Starts its own throwaway SecantusDB and data folder.
+overhead ≤ 5 % (API and checkpointed streams); cached answer ≥ 50× faster.
+Starts its own throwaway SecantusDB and data folder.
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MODEL_DIR = ROOT / "var" / "models" / "smollm2-135m-instruct"
+from durable_figures import durable_figures, print_durable  # noqa: E402  (bench/ is the script's folder)
+from plain_baseline import MODEL_DIR, Run, baseline, in_thread, load_plain, one_forward_pass  # noqa: E402
+
 PROMPTS = (
     "What is the capital of France?",
     "Name three primary colors.",
@@ -52,19 +56,6 @@ PROMPTS = (
     "What is the boiling point of water in Celsius?",
     "Describe a tree in five words.",
 )
-
-
-@dataclass
-class Run:
-    label: str
-    wall: float
-    tokens: int
-    latencies: list[float] = field(default_factory=list)
-    first_tokens: list[float] = field(default_factory=list)
-
-    @property
-    def throughput(self) -> float:
-        return self.tokens / self.wall if self.wall else 0.0
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -105,69 +96,6 @@ def ensure_model() -> None:
         return
     print("Converting the bundled model once (python manage.py prepare_model --skip-warmup)…", flush=True)
     subprocess.run([sys.executable, "manage.py", "prepare_model", "--skip-warmup"], cwd=ROOT, check=True)
-
-
-# --- Baseline: plain transformers, one request at a time -----------------------------------------
-
-
-def in_thread(function: Any, *args: Any) -> Any:
-    """Run ``function`` in a fresh thread, as a web server's request thread would (and as our worker does).
-
-    Measured here: under CPU contention, torch ops in the main thread (2 OpenMP threads) ran up to 10x
-    slower than the same ops in a non-main thread, so both sides are timed from threads to compare alike.
-    """
-    box: list[Any] = []
-    thread = threading.Thread(target=lambda: box.append(function(*args)))
-    thread.start()
-    thread.join()
-    return box[0]
-
-
-def load_plain() -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
-    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float32).eval()
-    return tokenizer, model
-
-
-def plain_inputs(tokenizer: Any, prompt: str) -> Any:
-    messages = [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-
-
-def baseline(tokenizer: Any, model: Any, prompts: list[str], max_new_tokens: int) -> Run:
-    import torch
-
-    run = Run("baseline", wall=0.0, tokens=0)
-    started = time.perf_counter()
-    for prompt in prompts:
-        t0 = time.perf_counter()
-        inputs = plain_inputs(tokenizer, prompt)
-        with torch.inference_mode():
-            output = model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
-            )
-        new = output[0, inputs["input_ids"].shape[-1] :].tolist()
-        eos = tokenizer.eos_token_id
-        run.tokens += new.index(eos) + 1 if eos in new else len(new)
-        run.latencies.append(time.perf_counter() - t0)
-    run.wall = time.perf_counter() - started
-    return run
-
-
-def one_forward_pass(tokenizer: Any, model: Any, prompt: str, repeats: int = 7) -> float:
-    import torch
-
-    inputs = plain_inputs(tokenizer, prompt)
-    times = []
-    with torch.inference_mode():
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(**inputs)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # --- Ours: concurrent streaming clients through the worker --------------------------------------
@@ -304,6 +232,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and shorter requests (~1–2 min)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--durable-only", action="store_true", help="only the durable-generation figures")
     args = parser.parse_args()
     ensure_model()
     max_new_tokens = args.max_new_tokens or (16 if args.quick else 32)
@@ -333,6 +262,11 @@ def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_cl
 
     get_repository().ensure_indexes()
     print(f"torch threads: {torch.get_num_threads()}  max_new_tokens: {max_new_tokens}  greedy", flush=True)
+    if args.durable_only:
+        service = default_service()
+        service.warm_up()
+        print_durable(durable_figures(service, list(PROMPTS[:4] if args.quick else PROMPTS[:6]), max_new_tokens * 4))
+        return
 
     tokenizer, model = load_plain()
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(sequential)]
@@ -361,6 +295,7 @@ def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_cl
 
     overhead, model_time = app_overhead(max_new_tokens, list(PROMPTS[:4] if args.quick else PROMPTS[:6]))
     uncached, cached, lookup = cache_speedup(max_new_tokens, repeats=5)
+    durable = durable_figures(service, list(PROMPTS[:4] if args.quick else PROMPTS[:6]), max_new_tokens * 4)
     memory = {} if args.skip_memory else measure_memory(data_dir)
 
     eight = runs[-1]
@@ -375,6 +310,8 @@ def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_cl
         ("first token (1 client) / one forward pass", ttft_one / forward, "<= 1.5", ttft_one / forward <= 1.5),
         ("app overhead / model time (API, %)", 100 * overhead / model_time, "<= 5", 100 * overhead / model_time <= 5),
         ("uncached / cached API answer", uncached / cached, ">= 50", uncached / cached >= 50),
+        ("durable stream overhead (checkpoints, %)", durable.overhead_pct, "<= 5", durable.overhead_pct <= 5),
+        ("record writes per generated token", durable.writes_per_token, "-", True),
     ]
     print()
     print(f"one forward pass over the prompt: {forward * 1000:.0f} ms;", end=" ")
@@ -384,6 +321,7 @@ def report(args: argparse.Namespace, data_dir: Path, max_new_tokens: int, per_cl
         f"cache: uncached API {uncached * 1000:.0f} ms, cached API {cached * 1000:.1f} ms, "
         f"lookup alone {lookup * 1e6:.0f} µs ({uncached / lookup:.0f}x)"
     )
+    print_durable(durable)
     if memory:
         none, one, two = (memory[n]["peak_rss_mb"] for n in (0, 1, 2))
         weights = memory[1]["weights_mb"]

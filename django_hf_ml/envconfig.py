@@ -97,6 +97,19 @@ def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
     return number
 
 
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number ({minimum}..{maximum}).") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name}={number} is out of range: allowed {minimum}..{maximum}.")
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = raw(name)
     if value is None or value == "":

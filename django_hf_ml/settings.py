@@ -16,6 +16,7 @@ from django_hf_ml.api_keys import parse_api_keys
 from django_hf_ml.engineconfig import engine_settings, parse_choice
 from django_hf_ml.envconfig import (
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -85,6 +86,12 @@ MONGO_WINDOWED_SCAN = env_bool("MONGO_WINDOWED_SCAN", True)
 OUTBOX_PATH = Path(env_str("OUTBOX_PATH", str(DATA_DIR / "outbox.sqlite3"))).resolve()
 OUTBOX_RETRY_SECONDS = env_int("OUTBOX_RETRY_SECONDS", 2, minimum=1, maximum=3600)
 OUTBOX_MAX_RETRY_SECONDS = env_int("OUTBOX_MAX_RETRY_SECONDS", 60, minimum=1, maximum=3600)
+# Durable generation: the partial answer and a heartbeat are written at most this often while generating;
+# a pending record whose heartbeat is older than GENERATION_STALE_SECONDS is reaped as "interrupted"
+# (every serving process checks at start and every GENERATION_REAP_SECONDS).
+GENERATION_CHECKPOINT_SECONDS = env_float("GENERATION_CHECKPOINT_SECONDS", 0.5, minimum=0.05, maximum=60.0)
+GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 10.0, minimum=1.0, maximum=3600.0)
+GENERATION_REAP_SECONDS = env_float("GENERATION_REAP_SECONDS", 3.0, minimum=0.1, maximum=3600.0)
 
 # --- Hugging Face model ---------------------------------------------------------------------
 HF_MODEL = env_str("HF_MODEL", "")

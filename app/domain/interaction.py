@@ -12,7 +12,13 @@ from app.domain.search import document_keys, document_tokens
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_CANCELLED = "cancelled"
-STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED)
+# A durable generation (app/services/generation.py): written ``pending`` before the engine starts,
+# checkpointed while it runs, then one terminal status; a pending record whose process died is
+# marked ``interrupted`` by the reaper (app/services/reaper.py), keeping its partial text.
+STATUS_PENDING = "pending"
+STATUS_INTERRUPTED = "interrupted"
+TERMINAL_STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED, STATUS_INTERRUPTED)
+STATUSES = (*TERMINAL_STATUSES, STATUS_PENDING)
 OWNER_SESSION = "s:"
 OWNER_USER = "u:"
 OWNER_DELETED = "x:"
@@ -72,6 +78,23 @@ class Interaction:
     end_user: str | None = None
     messages: list[dict[str, str]] | None = None
     finish_reason: str | None = None
+    # The generation as a durable record (None on records written before it existed): when the
+    # generating process last wrote (``heartbeat_at``), how many checkpoints it wrote (+1 each, so a
+    # follower sees a change), when a Stop was asked from any process, and which process
+    # ("<hostname>:<pid>") generates.
+    heartbeat_at: datetime | None = None
+    checkpoint: int = 0
+    stop_requested_at: datetime | None = None
+    worker: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == STATUS_PENDING
+
+    @property
+    def retryable(self) -> bool:
+        """An answer cut by a dead process: the page and history offer Retry."""
+        return self.status == STATUS_INTERRUPTED
 
     @property
     def owner(self) -> str:

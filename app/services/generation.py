@@ -5,8 +5,13 @@ Two ways in, one set of rules:
 * ``answer_blocking`` — the form POST without JavaScript and ``POST /api/generate``: waits for the
   whole answer (through the same worker, so it is batched with concurrent streams).
 * ``start_stream`` — the page with JavaScript: returns a ``Stream`` at once; the SSE view relays its
-  events and the record is written by the worker when the request ends (``ok``, ``cancelled`` with
-  the partial text, or ``error``), whether or not anybody is still listening.
+  events, whether or not anybody is still listening (a closed tab is not a Stop).
+
+Both write ahead: the record is stored ``pending`` (through the outbox) before the engine starts, and
+its id is the stream's id. While the engine runs, ``live_generations`` checkpoints the partial text
+and a heartbeat into it every 0.5 s and picks up a Stop written by any process; at the end the final
+record (``ok``, ``cancelled`` with the text streamed until Stop, or ``error``) replaces it. A record
+left pending by a dead process becomes ``interrupted`` (``reaper``).
 
 Every record goes through ``records.store_interaction``. The OpenAI-compatible API (``/v1``) comes in
 through the same two functions with an ``Ask`` that also carries the whole conversation, stop strings
@@ -20,24 +25,26 @@ import json
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.domain.generation import Ask, GenerationResult, check_params_for_task
-from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope
+from app.domain.generation import Ask, GenerationParams, GenerationResult, check_params_for_task
+from app.domain.ids import is_interaction_id, utc_now
+from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, STATUS_PENDING, Interaction, Scope
 from app.domain.stops import truncate_at_stop
-from app.errors import DomainError, ModelUnavailable, StoreUnavailable, StreamNotFound
+from app.errors import DomainError, InvalidParams, ModelUnavailable, StoreUnavailable, StreamNotFound
 from app.services import answer_cache
-from app.services.engines.worker import InferenceRequest
+from app.services.engines.worker import InferenceRequest, OnFinish
+from app.services.live_generations import await_record_end, get_checkpointer, request_stop_quietly, worker_name
 from app.services.model_registry import service_for
 from app.services.model_specs import GenerationService
+from app.services.mongo_generation import request_stop
+from app.services.mongo_repo import get_repository
 from app.services.rate_limit import check_rate_limit
-from app.services.records import store_interaction
+from app.services.records import store_interaction, withdraw_pending
 
 logger = logging.getLogger(__name__)
 
-STREAM_ATTACH_SECONDS = 30.0  # a stream nobody listens to within this time is cancelled
 STREAM_KEEP_SECONDS = 300.0  # finished streams stay addressable (stop/late reconnect) this long
 
 
@@ -51,7 +58,8 @@ class Stream:
     model: str
     task: str
     request: InferenceRequest | None
-    interaction: Interaction | None = None
+    interaction: Interaction | None = None  # the final record, once the request has ended
+    pending: Interaction | None = None  # the write-ahead record (same id), from the start
     store_error: str | None = None
     attached: bool = False
     created: float = field(default_factory=time.monotonic)
@@ -82,12 +90,17 @@ def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
     if cached is not None:
         store_interaction(cached)
         return cached
+    pending = _write_ahead(ask, scope, service)
     try:
-        result = _generate(service, ask)
+        result = _generate(service, ask, pending)
     except ModelUnavailable as exc:
-        _store_quietly(_failed_interaction(ask, scope, service, exc))
+        _store_quietly(_failed_interaction(ask, scope, service, exc, pending=pending))
         raise
-    interaction = interaction_for(ask, scope, service, result)
+    except BaseException:  # refused by the engine (invalid prompt…) before it answered: no record, as before
+        get_checkpointer().forget(pending.id)
+        withdraw_pending(pending)
+        raise
+    interaction = interaction_for(ask, scope, service, result, pending=pending)
     store_interaction(interaction)
     answer_cache.remember(scope=scope, interaction=interaction)
     interaction.durations_ms["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -95,27 +108,27 @@ def answer_blocking(ask: Ask, scope: Scope) -> Interaction:
 
 
 def start_stream(ask: Ask, scope: Scope) -> Stream:
-    """Queue the request (or answer it from the cache) and register the stream for this visitor."""
+    """Store the pending record, queue the request (or answer from the cache), register the stream.
+
+    The stream's id is the record's id. The request runs to its end whether or not anybody listens.
+    """
     service = prepare(ask, scope)
-    stream = Stream(
-        id=uuid.uuid4().hex, owner=scope.owner, ask=ask, model=service.model, task=service.task, request=None
-    )
     cached = _cached_interaction(ask, scope, service)
     if cached is not None:
         store_interaction(cached)
+        stream = _new_stream(cached, ask, scope, service)
         stream.interaction = cached
         stream.ended.set()
         _register(stream)
         return stream
+    pending = _write_ahead(ask, scope, service)
+    stream = _new_stream(pending, ask, scope, service)
 
     def on_finish(request: InferenceRequest) -> None:
         _record_stream_end(stream, scope, service, request)
 
-    stream.request = service.submit(ask.prompt, ask.params, on_finish=on_finish, messages=ask.messages)
+    stream.request = _submit(service, ask, pending, on_finish=on_finish)
     _register(stream)
-    timer = threading.Timer(STREAM_ATTACH_SECONDS, _cancel_if_unattached, args=(stream,))
-    timer.daemon = True
-    timer.start()
     return stream
 
 
@@ -129,20 +142,37 @@ def get_stream(stream_id: str, scope: Scope) -> Stream:
 
 
 def stop_stream(stream_id: str, scope: Scope, *, wait_seconds: float = 5.0) -> Stream:
-    """Cancel the visitor's stream; wait briefly for the partial answer to be recorded."""
-    stream = get_stream(stream_id, scope)
-    stream.cancel()
-    stream.ended.wait(wait_seconds)
-    return stream
+    """Stop the visitor's generation wherever it runs; wait briefly for the partial answer to be recorded.
+
+    The Stop marker is written on the record (``stop_requested_at``): the generating process sees it at
+    its next checkpoint (≤ 0.5 s). A stream of this process is also cancelled at once.
+    """
+    try:
+        stream: Stream | None = get_stream(stream_id, scope)
+    except StreamNotFound:
+        stream = None
+    if stream is not None:
+        stream.cancel()
+        if not stream.finished:
+            request_stop_quietly(stream_id, scope=scope)
+        stream.ended.wait(wait_seconds)
+        return stream
+    if not is_interaction_id(stream_id) or not request_stop(get_repository(), stream_id, scope=scope, now=utc_now()):
+        raise StreamNotFound()
+    return _remote_stream(stream_id, scope, wait_seconds)
 
 
-def interaction_for(ask: Ask, scope: Scope, service: GenerationService, result: GenerationResult) -> Interaction:
+def interaction_for(
+    ask: Ask, scope: Scope, service: GenerationService, result: GenerationResult, *, pending: Interaction | None = None
+) -> Interaction:
+    """The final record of ``result``; with ``pending``, it replaces that write-ahead record (same id)."""
     result = apply_stop(ask, result)
     cancelled = result.finish_reason == "cancelled"
     return _record(
         ask,
         scope,
         service,
+        **_continuing(pending, cancelled=cancelled),
         output=result.text,
         prompt_tokens=result.prompt_tokens,
         output_tokens=result.output_tokens,
@@ -187,12 +217,77 @@ def reset_streams() -> None:
         _streams.clear()
     for stream in streams:
         stream.cancel()
+    get_checkpointer().clear()
 
 
-def _cancel_if_unattached(stream: Stream) -> None:
-    if not stream.attached and not stream.finished:
-        logger.info("Stream %s was never opened; cancelling its request", stream.id)
-        stream.cancel()
+def _new_stream(record: Interaction, ask: Ask, scope: Scope, service: GenerationService) -> Stream:
+    stream = Stream(id=record.id, owner=scope.owner, ask=ask, model=service.model, task=service.task, request=None)
+    stream.pending = record
+    return stream
+
+
+def _write_ahead(ask: Ask, scope: Scope, service: GenerationService) -> Interaction:
+    """Store the ``pending`` record (durably: MongoDB, else the outbox) before the engine starts."""
+    pending = _record(ask, scope, service, output="", status=STATUS_PENDING, worker=worker_name())
+    pending.heartbeat_at = pending.created_at
+    get_checkpointer().reserve(pending.id)
+    try:
+        store_interaction(pending)
+    except BaseException:
+        get_checkpointer().forget(pending.id)
+        raise
+    return pending
+
+
+def _submit(
+    service: GenerationService, ask: Ask, pending: Interaction, *, on_finish: OnFinish = None
+) -> InferenceRequest:
+    """Queue the request of ``pending`` and checkpoint it while it runs; a refusal withdraws the record."""
+    try:
+        request = service.submit(ask.prompt, ask.params, on_finish=on_finish, messages=ask.messages)
+    except BaseException:
+        get_checkpointer().forget(pending.id)
+        withdraw_pending(pending)
+        raise
+    get_checkpointer().track(pending.id, request, shape=lambda text: _cut_at_stop(ask, text))
+    return request
+
+
+def _cut_at_stop(ask: Ask, text: str) -> str:
+    return truncate_at_stop(text, ask.stop)[0] if ask.stop else text
+
+
+def _continuing(pending: Interaction | None, *, cancelled: bool = False) -> dict[str, Any]:
+    """The fields a final record keeps from its pending one (id, time, worker), and when it ended."""
+    if pending is None:
+        return {}
+    now = utc_now()
+    return {
+        "id": pending.id,
+        "created_at": pending.created_at,
+        "worker": pending.worker,
+        "heartbeat_at": now,
+        "checkpoint": get_checkpointer().forget(pending.id) + 1,
+        "stop_requested_at": now if cancelled else None,
+    }
+
+
+def _remote_stream(stream_id: str, scope: Scope, wait_seconds: float) -> Stream:
+    """A stream of another process, stopped through the store: its record once it has ended (or as is)."""
+    record = await_record_end(stream_id, scope=scope, wait_seconds=wait_seconds)
+    if record is None:
+        raise StreamNotFound()
+    try:
+        params = GenerationParams.from_mapping(record.params, ignore_unknown=True)
+    except InvalidParams:
+        params = GenerationParams()
+    ask = Ask(prompt=record.prompt, params=params, model=record.model, use_cache=False)
+    ended = record.status != STATUS_PENDING
+    stream = Stream(id=record.id, owner=scope.owner, ask=ask, model=record.model, task=record.task, request=None)
+    stream.pending, stream.interaction = record, record if ended else None
+    if ended:
+        stream.ended.set()
+    return stream
 
 
 def _key(ask: Ask, service: GenerationService) -> str | None:
@@ -207,11 +302,9 @@ def _cache_text(ask: Ask) -> str:
     return json.dumps(material, sort_keys=True, ensure_ascii=False)
 
 
-def _generate(service: GenerationService, ask: Ask) -> GenerationResult:
+def _generate(service: GenerationService, ask: Ask, pending: Interaction) -> GenerationResult:
     """Wait for the whole answer; with stop strings, cancel the request as soon as one appears."""
-    if not ask.messages and not ask.stop:
-        return service.generate(ask.prompt, ask.params)
-    request = service.submit(ask.prompt, ask.params, messages=ask.messages)
+    request = _submit(service, ask, pending)
     if ask.stop:
         text = ""
         for event in request.events():
@@ -245,8 +338,10 @@ def _cached_interaction(ask: Ask, scope: Scope, service: GenerationService) -> I
     )
 
 
-def _failed_interaction(ask: Ask, scope: Scope, service: GenerationService, error: DomainError) -> Interaction:
-    return _record(ask, scope, service, output="", status=STATUS_ERROR, error=error.message)
+def _failed_interaction(
+    ask: Ask, scope: Scope, service: GenerationService, error: DomainError, *, pending: Interaction | None = None
+) -> Interaction:
+    return _record(ask, scope, service, output="", status=STATUS_ERROR, error=error.message, **_continuing(pending))
 
 
 def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -> Interaction:
@@ -280,13 +375,15 @@ def _store_quietly(interaction: Interaction) -> str | None:
 
 def _record_stream_end(stream: Stream, scope: Scope, service: GenerationService, request: InferenceRequest) -> None:
     """Runs in the worker thread when the request ends, before the client hears ``done``."""
+    pending = stream.pending
     if request.result is not None:
-        interaction = interaction_for(stream.ask, scope, service, request.result)
+        interaction = interaction_for(stream.ask, scope, service, request.result, pending=pending)
         interaction.durations_ms["total_ms"] = round(request.result.total_seconds * 1000, 1)
         if request.first_token_at is not None:
             interaction.durations_ms["first_token_ms"] = round((request.first_token_at - request.enqueued_at) * 1000, 1)
     else:
-        interaction = _failed_interaction(stream.ask, scope, service, request.error or ModelUnavailable("failed"))
+        error = request.error or ModelUnavailable("failed")
+        interaction = _failed_interaction(stream.ask, scope, service, error, pending=pending)
     stream.store_error = _store_quietly(interaction)
     if stream.store_error is None:
         answer_cache.remember(scope=scope, interaction=interaction)

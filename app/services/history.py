@@ -19,14 +19,24 @@ from typing import Any
 from bson import ObjectId
 
 from app.domain.filters import HistoryFilter
-from app.domain.interaction import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, Interaction, Scope, parse_messages
+from app.domain.interaction import (
+    STATUS_INTERRUPTED,
+    STATUS_OK,
+    STATUS_PENDING,
+    TERMINAL_STATUSES,
+    Interaction,
+    Scope,
+    parse_messages,
+)
+from app.domain.interaction import STATUSES as RECORD_STATUSES
 from app.domain.search import Segment, highlight
 from app.domain.text import holds_unstorable_text
 from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 
-STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED)
+STATUSES: tuple[str, ...] = RECORD_STATUSES  # the history filter offers every status
+IMPORT_STATUSES: tuple[str, ...] = TERMINAL_STATUSES  # a pending record is only ever made by a generation
 PAGE_SIZE = 20
 IMPORT_BATCH = 500
 IMPORT_MAX_LINE_BYTES = 1_000_000
@@ -57,7 +67,7 @@ REJECT_TEXT_TOO_LONG = f"prompt and output must each be at most {IMPORT_MAX_TEXT
 REJECT_OUTPUT = "output must be text"
 REJECT_CREATED_AT = "created_at must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z"
 REJECT_TEXT_FIELD = "{name} must be text"
-REJECT_STATUS = f"status must be one of {', '.join(STATUSES)}"
+REJECT_STATUS = f"status must be one of {', '.join(IMPORT_STATUSES)}"
 REJECT_PARAMS = "params must be a JSON object"
 REJECT_TOKENS = 'tokens must be an object like {"prompt": 3, "output": 12} with whole numbers'
 REJECT_TIMINGS = "timings_ms must be an object of numbers"
@@ -248,7 +258,9 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         raise InvalidRecord(REJECT_TEXT_TOO_LONG)
     created_at = _parse_time(record.get("created_at"))
     status = record.get("status", STATUS_OK) or STATUS_OK
-    if status not in STATUSES:
+    if status == STATUS_PENDING:  # exported while generating: nobody will finish it here
+        status = STATUS_INTERRUPTED
+    if status not in IMPORT_STATUSES:
         raise InvalidRecord(REJECT_STATUS)
     params = record.get("params") or {}
     if not isinstance(params, dict):

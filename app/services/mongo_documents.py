@@ -47,6 +47,10 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "end_user": interaction.end_user,
         "messages": [dict(message) for message in interaction.messages] if interaction.messages is not None else None,
         "finish_reason": interaction.finish_reason,
+        "heartbeat_at": interaction.heartbeat_at,
+        "checkpoint": interaction.checkpoint,
+        "stop_requested_at": interaction.stop_requested_at,
+        "worker": interaction.worker,
         **interaction.search_fields(),
     }
 
@@ -76,7 +80,15 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         end_user=_optional_text(doc.get("end_user")),
         messages=parse_messages(doc.get("messages")),
         finish_reason=_optional_text(doc.get("finish_reason")),
+        heartbeat_at=_optional_datetime(doc.get("heartbeat_at")),
+        checkpoint=doc["checkpoint"] if isinstance(doc.get("checkpoint"), int) else 0,
+        stop_requested_at=_optional_datetime(doc.get("stop_requested_at")),
+        worker=_optional_text(doc.get("worker")),
     )
+
+
+def _optional_datetime(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
 
 
 def _optional_text(value: object) -> str | None:

@@ -26,7 +26,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from app.domain.filters import MAX_PAGE_SIZE, NO_FILTER, HistoryFilter
 from app.domain.ids import utc_now
-from app.domain.interaction import OWNER_DELETED, STATUS_OK, ImportResult, Interaction, Page, Scope, owner_key
+from app.domain.interaction import (
+    OWNER_DELETED,
+    STATUS_OK,
+    STATUS_PENDING,
+    ImportResult,
+    Interaction,
+    Page,
+    Scope,
+    owner_key,
+)
 from app.domain.search import document_tokens
 from app.errors import INTERACTION_NOT_FOUND, STORE_UNAVAILABLE, InteractionNotFound, StoreUnavailable
 from app.services.metrics import count_store_error
@@ -86,6 +95,8 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("cache_key", ASCENDING)], name="owner_cache_key"),
     # Semantic search (app/services/search/vectors.py): what was embedded since an owner's index was read.
     IndexModel([("owner", ASCENDING), ("embedded_at", ASCENDING)], name="owner_embedded_at"),
+    # The reaper (app/services/reaper.py): pending generations whose heartbeat is old.
+    IndexModel([("status", ASCENDING), ("heartbeat_at", ASCENDING)], name="status_heartbeat"),
 )
 
 
@@ -217,7 +228,8 @@ class InteractionRepository:
             except DuplicateKeyError:
                 logger.info("Interaction %s already stored; retry ignored", interaction.id)
             record_days(self.days, [(interaction.owner, interaction.created_at)])
-        self.after_store([interaction])
+        if interaction.status != STATUS_PENDING:  # a generation is indexed for search once it has its answer
+            self.after_store([interaction])
 
     def after_store(self, interactions: list[Interaction]) -> None:
         """Search upkeep: the owners' vocabularies now, embeddings queued for a background thread."""

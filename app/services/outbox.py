@@ -5,7 +5,9 @@ synchronous=FULL``: the commit is fsync'd before the answer is returned), then w
 When MongoDB cannot be reached the row stays pending and is replayed later, oldest first, by a
 background thread of the serving process (started lazily, never at import time) or by
 ``python manage.py replay_outbox``. Replays are idempotent: MongoDB keys the record by the
-app-generated id and ``InteractionRepository.insert`` ignores a duplicate.
+app-generated id; a ``pending`` record is inserted once (a duplicate is ignored) and a final one
+replaces the stored record with its id (``mongo_generation.write_record``). A final record added
+while its ``pending`` one still waits takes its place in the queue (same position, new document).
 
 SQLite works the same on Linux, macOS and Windows and is safe for several worker processes
 sharing one ``DATA_DIR`` (each process opens its own connection).
@@ -29,6 +31,7 @@ from django.conf import settings
 from app.domain.interaction import Interaction
 from app.errors import StoreUnavailable
 from app.services.mongo_documents import from_document, to_document
+from app.services.mongo_generation import write_record
 from app.services.mongo_repo import InteractionRepository, get_repository
 
 logger = logging.getLogger(__name__)
@@ -121,20 +124,28 @@ class Outbox:
 
     # --- queue operations -----------------------------------------------------------------------
     def add(self, interaction: Interaction) -> int:
-        """Commit ``interaction`` to disk (fsync'd) and return its sequence number."""
+        """Commit ``interaction`` to disk (fsync'd) and return its sequence number.
+
+        The same id again (a final record after its pending one) replaces the document in place.
+        """
         document = encode_interaction(interaction)
         with self._db() as db:
             cursor = db.execute(
                 "INSERT INTO outbox (interaction_id, document, queued_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(interaction_id) DO UPDATE SET state = 'pending' RETURNING seq",
+                "ON CONFLICT(interaction_id) DO UPDATE SET state = 'pending', document = excluded.document "
+                "RETURNING seq",
                 (interaction.id, document, time.time()),
             )
             row = cursor.fetchone()
         return int(row[0])
 
-    def remove(self, interaction_id: str) -> None:
+    def remove(self, interaction_id: str, *, document: str | None = None) -> None:
+        """Forget an item; with ``document``, only if it was not replaced meanwhile (a newer version waits)."""
         with self._db() as db:
-            db.execute("DELETE FROM outbox WHERE interaction_id = ?", (interaction_id,))
+            if document is None:
+                db.execute("DELETE FROM outbox WHERE interaction_id = ?", (interaction_id,))
+            else:
+                db.execute("DELETE FROM outbox WHERE interaction_id = ? AND document = ?", (interaction_id, document))
 
     def has_pending_before(self, seq: int) -> bool:
         """True when an older interaction is still waiting (so a new one must queue behind it)."""
@@ -193,7 +204,7 @@ class Outbox:
         """Write pending interactions to MongoDB oldest first; stop at the first store failure.
 
         Only one replay runs at a time in a process; concurrent replays in other processes are
-        harmless (a duplicate id is ignored by the repository).
+        harmless (the writes are idempotent).
         """
         with self._replay_lock:
             repo = repository or get_repository()
@@ -205,7 +216,7 @@ class Outbox:
                 for item in items:
                     try:
                         interaction = decode_interaction(item.document)
-                        repo.insert(interaction)
+                        write_record(repo, interaction)
                     except StoreUnavailable as exc:
                         self._note_attempt(item, exc.message)
                         return ReplayResult(
@@ -216,7 +227,7 @@ class Outbox:
                         self._note_attempt(item, f"{exc.__class__.__name__}: {exc}", state=STATE_FAILED)
                         failed += 1
                         continue
-                    self.remove(item.interaction_id)
+                    self.remove(item.interaction_id, document=item.document)
                     replayed += 1
                 if replayed:
                     logger.info("Outbox: %s interaction(s) replayed to MongoDB", replayed)

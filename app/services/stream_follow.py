@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from app.domain.interaction import Interaction, Scope
+from app.domain.interaction import STATUS_PENDING, Interaction, Scope
 from app.errors import InteractionNotFound, StoreUnavailable, StreamNotFound
 from app.services.generation import Stream, get_stream
 from app.services.interactions import get_interaction
-from app.services.stream_taps import STATUS_PENDING, Tap, TapState, follow_store, peek, pump_local, tap_for
+from app.services.stream_taps import Tap, TapState, follow_store, peek, pump_local, tap_for
 
 FeedEventKind = Literal["status", "text", "end", "keepalive"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pymongo.errors import PyMongoError
 
-from app.domain.interaction import Interaction, Scope
+from app.domain.interaction import STATUS_PENDING, Interaction, Scope
 from app.errors import STREAM_NOT_FOUND, InteractionNotFound, StoreUnavailable
 from app.services.generation import Stream
 from app.services.interactions import get_interaction
@@ -34,7 +34,6 @@ from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 
-STATUS_PENDING = "pending"  # the record contract: generating; ``output`` is the text so far
 POLL_SECONDS = 0.25  # a record followed without change streams is read this often
 IDLE_SECONDS = 5.0  # a store follower with no feed left stops after this long
 LOCAL_WAIT_SECONDS = 1.0

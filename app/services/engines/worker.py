@@ -67,6 +67,7 @@ class InferenceRequest:
         self._cancelled = threading.Event()
         self._finished = threading.Event()
         self._events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+        self._parts: list[str] = []  # the streamed text so far, read by checkpoints (list.append is atomic)
         self._finish_lock = threading.Lock()
         self._canceller: Callable[[InferenceRequest], None] | None = None
 
@@ -108,6 +109,14 @@ class InferenceRequest:
             if event.kind in ("done", "error"):
                 return
 
+    def partial_text(self) -> str:
+        """Every token streamed so far, joined (any thread)."""
+        return "".join(self._parts[:])
+
+    @property
+    def streamed_tokens(self) -> int:
+        return len(self._parts)
+
     def wait(self, timeout: float | None = None) -> GenerationResult:
         """Block until the request ends; return its result or raise its error."""
         if not self._finished.wait(timeout):
@@ -120,8 +129,9 @@ class InferenceRequest:
     # -- worker side --
 
     def _emit(self, event: StreamEvent) -> None:
-        if event.kind == "token" and self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+        if event.kind == "token":
+            self.first_token_at = self.first_token_at or time.perf_counter()
+            self._parts.append(event.text)
         self._events.put(event)
 
     def _finish(self, *, result: GenerationResult | None = None, error: DomainError | None = None) -> None:

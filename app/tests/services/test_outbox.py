@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.domain.interaction import Interaction, Scope
 from app.errors import StoreUnavailable
-from app.services import mongo_repo
+from app.services import mongo_generation, mongo_repo, outbox
 from app.services.interactions import get_interaction
 from app.services.mongo_documents import to_document
 from app.services.mongo_repo import InteractionRepository, get_repository
@@ -26,16 +26,17 @@ def make(prompt: str, session_id: str = "visitor-a") -> Interaction:
     return Interaction(prompt=prompt, output="out", model="m", task="text-generation", session_id=session_id)
 
 
-class RecordingRepository(InteractionRepository):
-    """The real repository, remembering the order of inserts."""
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The prompts of the records the outbox replay writes, in order (through the real write)."""
+    prompts: list[str] = []
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.inserted: list[str] = []
+    def recording_write(repository: InteractionRepository, interaction: Interaction) -> None:
+        mongo_generation.write_record(repository, interaction)
+        prompts.append(interaction.prompt)
 
-    def insert(self, interaction: Interaction) -> None:
-        super().insert(interaction)
-        self.inserted.append(interaction.prompt)
+    monkeypatch.setattr(outbox, "write_record", recording_write)
+    return prompts
 
 
 def bring_store_back(settings: SettingsWrapper, mongo_uri: str, db_name: str) -> None:
@@ -87,15 +88,17 @@ def test_second_interaction_queues_behind_the_first() -> None:
     assert [box.find(item.interaction_id).prompt for item in box.pending()] == ["first", "second"]  # type: ignore[union-attr]
 
 
-def test_replay_writes_oldest_first_and_empties_the_outbox(tmp_path: Path, mongo_uri: str, db_name: str) -> None:
+def test_replay_writes_oldest_first_and_empties_the_outbox(
+    tmp_path: Path, mongo_uri: str, db_name: str, written: list[str]
+) -> None:
     box = Outbox(path=tmp_path / "o.sqlite3")
     for prompt in ("one", "two", "three"):
         box.add(make(prompt))
-    repo = RecordingRepository(uri=mongo_uri, db_name=db_name, collection_name="interactions")
+    repo = InteractionRepository(uri=mongo_uri, db_name=db_name, collection_name="interactions")
     try:
         result = box.replay(repository=repo)
         assert (result.replayed, result.remaining, result.store_error) == (3, 0, None)
-        assert repo.inserted == ["one", "two", "three"]
+        assert written == ["one", "two", "three"]
         assert box.depth() == 0
     finally:
         repo.client.drop_database(db_name)
@@ -231,3 +234,28 @@ def test_many_wake_calls_do_not_defeat_the_back_off(tmp_path: Path) -> None:
         time.sleep(0.001)
     worker.stop()
     assert len(attempts) <= 5  # ~0.9 s / 0.3 s, not one per wake() call (hundreds)
+
+
+def test_a_final_record_replaces_its_pending_one_in_the_queue_and_in_the_store(
+    tmp_path: Path, mongo_uri: str, db_name: str
+) -> None:
+    box = Outbox(path=tmp_path / "o.sqlite3")
+    pending = make("slow")
+    pending.status, pending.output = "pending", ""
+    first_seq = box.add(pending)
+    box.add(make("later"))
+    final = make("slow")
+    final.id, final.created_at, final.output = pending.id, pending.created_at, "the whole answer"
+    assert box.add(final) == first_seq  # same place in the queue: the order is kept
+    repo = InteractionRepository(uri=mongo_uri, db_name=db_name, collection_name="interactions")
+    try:
+        repo.insert(pending)  # the pending record had reached the store before it went away
+        assert box.replay(repository=repo).replayed == 2
+        stored = repo.get(pending.id, scope=MINE)
+        assert (stored.status, stored.output) == ("ok", "the whole answer")
+        mongo_generation.write_record(repo, pending)  # a late replay of the pending record changes nothing
+        assert repo.get(pending.id, scope=MINE).status == "ok"
+        assert repo.count(scope=MINE) == 2
+    finally:
+        repo.client.drop_database(db_name)
+        repo.close()
