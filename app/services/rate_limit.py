@@ -32,7 +32,8 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from app.errors import RATE_LIMITED, RateLimited
-from app.services.mongo_repo import RATE_SUFFIX, get_repository
+from app.services.mongo_indexes import RATE_SUFFIX
+from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
 

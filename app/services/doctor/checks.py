@@ -16,7 +16,8 @@ from app.services.doctor.env_file import SECRET_NAMES
 from app.services.doctor.findings import Finding, fail, guarded, ok, warn
 from app.services.engines.choice import default_engine_facts
 from app.services.health import hub_offline, model_status
-from app.services.mongo_repo import INDEXES, redact_uri
+from app.services.mongo_indexes import INDEXES
+from app.services.mongo_repo import redact_uri
 from app.services.outbox import OutboxError, get_outbox
 from django_hf_ml.envconfig import validate_db_name
 

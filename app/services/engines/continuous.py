@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any, cast
 from app.domain.generation import GenerationParams, GenerationResult
 from app.domain.streams import StreamEvent
 from app.errors import ModelUnavailable
+from app.services.engines.lazy_worker import LazyWorker
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.engines.transformers_model import LoadedModel, decode_text
 from app.services.engines.transformers_service import NLPService
-from app.services.engines.worker import GENERATION_FAILED, InferenceRequest, LazyWorker
+from app.services.engines.worker import GENERATION_FAILED, InferenceRequest
 
 if TYPE_CHECKING:
     import torch

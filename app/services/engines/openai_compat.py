@@ -37,7 +37,8 @@ from app.domain.generation import FinishReason, GenerationParams, GenerationResu
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, DomainError, InvalidPrompt, ModelUnavailable, TooManyRequests
 from app.services.device import RuntimeProfile
-from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker, OnFinish
+from app.services.engines.lazy_worker import LazyWorker
+from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
 from django_hf_ml.choices import CAUSAL_TASK
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from django.conf import settings
 from app.domain.generation import FinishReason, GenerationParams, GenerationResult, Turns, join_turns
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.engines.worker import InferenceRequest, LazyWorker, ModelWorker, OnFinish
+from app.services.engines.lazy_worker import LazyWorker
+from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
 from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:

@@ -47,6 +47,7 @@ from app.services.device import (
     resolve_runtime,
     torch_dtype,
 )
+from app.services.engines.lazy_worker import LazyWorker
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.engines.transformers_model import (
     LoadedModel,
@@ -58,7 +59,6 @@ from app.services.engines.transformers_model import (
     looks_like_path,
     task_prefix,
 )
-from app.services.engines.worker import LazyWorker
 from app.services.metrics import observe_model_load
 
 if TYPE_CHECKING:

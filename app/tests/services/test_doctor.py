@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from app.services import mongo_repo
+from app.services import mongo_indexes, mongo_repo
 from app.services.doctor.env_file import check_env_file, known_variables
 
 KNOWN = known_variables(Path(django_settings.BASE_DIR) / ".env.example")
@@ -85,7 +85,7 @@ def test_healthy_setup_passes_with_ok_lines(settings: SettingsWrapper) -> None:
     assert status == 0, output
     assert "[OK  ] MongoDB: " in output
     assert "[OK  ] MongoDB auth: the configured credentials can read the database" in output
-    assert f"[OK  ] MongoDB indexes: all {len(mongo_repo.INDEXES)} present" in output
+    assert f"[OK  ] MongoDB indexes: all {len(mongo_indexes.INDEXES)} present" in output
     assert "[OK  ] model: " in output and "from local folder" in output
     assert "[OK  ] torch: " in output
     assert "[OK  ] outbox: empty" in output

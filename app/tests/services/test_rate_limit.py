@@ -17,7 +17,8 @@ from django.conf import settings
 
 from app.errors import RateLimited
 from app.services.local_store import free_port
-from app.services.mongo_repo import RATE_SUFFIX, InteractionRepository
+from app.services.mongo_indexes import RATE_SUFFIX
+from app.services.mongo_repo import InteractionRepository
 from app.services.rate_limit import SharedRateLimiter, TokenBucketLimiter
 
 
