@@ -21,6 +21,11 @@ from app.services.mongo_repo import InteractionRepository
 
 pytest_plugins = ["app.tests.conftest_models", "app.tests.conftest_browser", "app.tests.engine_fixtures"]
 
+# Processes the tests start (servers, workers, fresh interpreters) run the engine the tests run in
+# this process: transformers with the static batcher, unless a test sets these itself.
+os.environ.setdefault("HF_ENGINE", "transformers")
+os.environ.setdefault("HF_BATCHING", "static")
+
 
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -39,6 +39,8 @@ def serving_env(
         HF_MODEL=str(model),
         HF_TASK="text-generation",
         HF_DEVICE="cpu",
+        HF_ENGINE="transformers",
+        HF_BATCHING="static",  # the slowed-down steps of these tests run in the static batcher
         HF_THREADS="1",
         HF_WARMUP="0",
         HF_QUEUE_MAX="1000",
