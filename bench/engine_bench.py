@@ -1,4 +1,4 @@
-"""Engine benchmark (issue 12): the app's default engine vs a raw llama-server on the same GGUF file.
+"""Engine benchmark: the app's default engine vs a raw llama-server on the same GGUF file.
 
 Both sides run the bundled SmolLM2-135M-Instruct Q4_1 file with the same flags (``-t THREADS -np 8 -c 8192``):
 
@@ -28,52 +28,19 @@ import argparse
 import http.client
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-PROMPTS = (
-    "Write a long story about a dragon who learns to bake bread.",
-    "Explain in detail how a bicycle works.",
-    "Describe a walk through a busy market in the morning.",
-    "Write a letter to a friend about your summer holidays.",
-    "Tell the history of the city of Paris in many sentences.",
-    "Explain how plants grow from seeds, step by step.",
-    "Write a detailed recipe for a chocolate cake.",
-    "Describe the planets of the solar system one by one.",
-)
-
-
-@dataclass
-class Sample:
-    submitted: float
-    first_token: float | None
-    done: float
-    tokens: int
-
-    @property
-    def ttft(self) -> float:
-        return (self.first_token or self.done) - self.submitted
-
-    @property
-    def decode_per_token(self) -> float | None:
-        if self.first_token is None or self.tokens < 2:
-            return None
-        return (self.done - self.first_token) / (self.tokens - 1)
-
-
-Client = Callable[[str, int], Sample]
+from load_shapes import PROMPTS, Client, Sample, concurrent_throughput, decode_ms, idle_ttft, p95, poisson_ttfts  # noqa: E402
 
 
 def raw_client(port: int) -> Client:
@@ -200,72 +167,6 @@ def transformers_section(arrivals: int) -> None:
         )
     static.unload()
     continuous.unload()
-
-
-def decode_ms(client: Client, repeats: int) -> float:
-    values = []
-    for index in range(repeats):
-        sample = client(PROMPTS[index % len(PROMPTS)], 128)
-        if sample.decode_per_token is not None:
-            values.append(sample.decode_per_token * 1000)
-    return statistics.median(values)
-
-
-def concurrent_throughput(client: Client, clients: int, max_tokens: int) -> float:
-    samples: list[Sample] = []
-    lock = threading.Lock()
-
-    def one(index: int) -> None:
-        sample = client(PROMPTS[index % len(PROMPTS)], max_tokens)
-        with lock:
-            samples.append(sample)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(sample.tokens for sample in samples) / (time.perf_counter() - started)
-
-
-def idle_ttft(client: Client, repeats: int) -> float:
-    return statistics.median(client(PROMPTS[index % len(PROMPTS)], 24).ttft for index in range(repeats))
-
-
-def poisson_ttfts(client: Client, *, rate: float, count: int, seed: int) -> list[float]:
-    """Open loop: requests arrive by a Poisson process whatever the server does; lengths uniform in 24–160."""
-    rng = random.Random(seed)
-    plan = []
-    at = 0.0
-    for index in range(count):
-        at += rng.expovariate(rate)
-        plan.append((at, PROMPTS[index % len(PROMPTS)], rng.randint(24, 160)))
-    ttfts: list[float] = []
-    lock = threading.Lock()
-
-    def one(prompt: str, length: int) -> None:
-        sample = client(prompt, length)
-        with lock:
-            ttfts.append(sample.ttft)
-
-    threads = []
-    origin = time.perf_counter()
-    for start_at, prompt, length in plan:
-        delay = origin + start_at - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        thread = threading.Thread(target=one, args=(prompt, length))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
-    return ttfts
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 def rss_mb(pid: int) -> float:

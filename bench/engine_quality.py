@@ -1,4 +1,4 @@
-"""Quality guard for the engines (issue 12): llama.cpp answers vs transformers float32 answers, same prompts.
+"""Quality guard for the engines: llama.cpp answers vs transformers float32 answers, same prompts.
 
 Both engines serve the bundled SmolLM2-135M-Instruct: llama.cpp reads the Q4_1 GGUF file as it is (its
 matrix products also quantise the activations to 8 bits), transformers runs the de-quantised float32

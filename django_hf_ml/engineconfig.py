@@ -1,4 +1,4 @@
-"""Parsing and validation of the engine variables (issue 12); imports nothing of ``app``.
+"""Parsing and validation of the engine variables; imports nothing of ``app``.
 
 - ``HF_ENGINE``: ``auto`` (default), ``transformers``, ``llamacpp`` or ``openai``.
 - ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` / ``OPENAI_API``: the OpenAI-compatible server of the ``openai``

@@ -1,4 +1,4 @@
-"""Session fixtures for the engine tests: the real llama-server on the bundled GGUF file (issue 12).
+"""Session fixtures for the engine tests: the real llama-server on the bundled GGUF file.
 
 The binary is found (LLAMA_SERVER_BIN, PATH, DATA_DIR/llama.cpp or the checkout's var/llama.cpp) or built once
 (about 4 minutes; ``dev.py test`` has normally built it already). The tests are skipped, with the reason, only

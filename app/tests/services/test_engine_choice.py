@@ -1,4 +1,4 @@
-"""Engine settings and choice (HF_ENGINE…), and the app on the llamacpp engine end to end (issue 12)."""
+"""Engine settings and choice (HF_ENGINE…), and the app on the llamacpp engine end to end."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The llamacpp engine against the real llama-server on the bundled GGUF file (issue 12)."""
+"""The llamacpp engine against the real llama-server on the bundled GGUF file."""
 
 from __future__ import annotations
 

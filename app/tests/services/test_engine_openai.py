@@ -12,11 +12,10 @@ import pytest
 
 from app.domain.generation import GenerationParams
 from app.errors import InvalidPrompt, ModelUnavailable, TooManyRequests
-from app.services.engines.openai_compat import (
+from app.services.engines.openai_compat import OpenAIBackend, OpenAIService
+from app.services.engines.openai_wire import (
     UPSTREAM_BUSY,
     UPSTREAM_TIMEOUT,
-    OpenAIBackend,
-    OpenAIService,
     openai_parameters,
     retry_after_seconds,
     sse_events,

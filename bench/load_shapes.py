@@ -1,0 +1,112 @@
+"""Load shapes for the engine benchmark: one client, N concurrent clients, open-loop Poisson arrivals.
+
+A ``Client`` streams one answer and reports when it was submitted, when its first token came and how
+many tokens it got; each shape drives any client the same way, so the app and a raw server compare.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PROMPTS = (
+    "Write a long story about a dragon who learns to bake bread.",
+    "Explain in detail how a bicycle works.",
+    "Describe a walk through a busy market in the morning.",
+    "Write a letter to a friend about your summer holidays.",
+    "Tell the history of the city of Paris in many sentences.",
+    "Explain how plants grow from seeds, step by step.",
+    "Write a detailed recipe for a chocolate cake.",
+    "Describe the planets of the solar system one by one.",
+)
+
+
+@dataclass
+class Sample:
+    submitted: float
+    first_token: float | None
+    done: float
+    tokens: int
+
+    @property
+    def ttft(self) -> float:
+        return (self.first_token or self.done) - self.submitted
+
+    @property
+    def decode_per_token(self) -> float | None:
+        if self.first_token is None or self.tokens < 2:
+            return None
+        return (self.done - self.first_token) / (self.tokens - 1)
+
+
+Client = Callable[[str, int], Sample]
+
+
+def decode_ms(client: Client, repeats: int) -> float:
+    values = []
+    for index in range(repeats):
+        sample = client(PROMPTS[index % len(PROMPTS)], 128)
+        if sample.decode_per_token is not None:
+            values.append(sample.decode_per_token * 1000)
+    return statistics.median(values)
+
+
+def concurrent_throughput(client: Client, clients: int, max_tokens: int) -> float:
+    samples: list[Sample] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        sample = client(PROMPTS[index % len(PROMPTS)], max_tokens)
+        with lock:
+            samples.append(sample)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(sample.tokens for sample in samples) / (time.perf_counter() - started)
+
+
+def idle_ttft(client: Client, repeats: int) -> float:
+    return statistics.median(client(PROMPTS[index % len(PROMPTS)], 24).ttft for index in range(repeats))
+
+
+def poisson_ttfts(client: Client, *, rate: float, count: int, seed: int) -> list[float]:
+    """Open loop: requests arrive by a Poisson process whatever the server does; lengths uniform in 24–160."""
+    rng = random.Random(seed)
+    plan = []
+    at = 0.0
+    for index in range(count):
+        at += rng.expovariate(rate)
+        plan.append((at, PROMPTS[index % len(PROMPTS)], rng.randint(24, 160)))
+    ttfts: list[float] = []
+    lock = threading.Lock()
+
+    def one(prompt: str, length: int) -> None:
+        sample = client(prompt, length)
+        with lock:
+            ttfts.append(sample.ttft)
+
+    threads = []
+    origin = time.perf_counter()
+    for start_at, prompt, length in plan:
+        delay = origin + start_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        thread = threading.Thread(target=one, args=(prompt, length))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return ttfts
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
