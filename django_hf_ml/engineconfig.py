@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_hf_ml.envconfig import parse_choice, parse_int
+
 ENGINES: tuple[str, ...] = ("auto", "transformers", "llamacpp", "openai")
 OPENAI_APIS: tuple[str, ...] = ("chat", "completions")
 BATCHING: tuple[str, ...] = ("static", "continuous")
@@ -34,13 +36,6 @@ class EngineSettings:
     batching: str = "static"
 
 
-def parse_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    word = value.strip().lower()
-    if word not in allowed:
-        raise ImproperlyConfigured(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}.")
-    return word
-
-
 def parse_engine(value: str) -> str:
     return parse_choice("HF_ENGINE", value or "auto", ENGINES)
 
@@ -52,19 +47,6 @@ def parse_base_url(name: str, value: str) -> str:
             f"{name}={value!r} must start with http:// or https://, e.g. {name}=http://127.0.0.1:8080/v1."
         )
     return url
-
-
-def parse_int(name: str, value: str, *, default: int, minimum: int, maximum: int) -> int:
-    text = value.strip()
-    if not text:
-        return default
-    try:
-        number = int(text)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number ({minimum}..{maximum}).") from None
-    if not minimum <= number <= maximum:
-        raise ImproperlyConfigured(f"{name}={number} is out of range: allowed {minimum}..{maximum}.")
-    return number
 
 
 def engine_settings(

@@ -85,16 +85,27 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
-    value = raw(name)
-    if value is None or value == "":
+    return parse_int(name, raw(name) or "", default=default, minimum=minimum, maximum=maximum)
+
+
+def parse_int(name: str, value: str, *, default: int, minimum: int, maximum: int) -> int:
+    text = value.strip()
+    if not text:
         return default
     try:
-        number = int(value)
+        number = int(text)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number ({minimum}..{maximum}).") from None
     if not minimum <= number <= maximum:
         raise ImproperlyConfigured(f"{name}={number} is out of range: allowed {minimum}..{maximum}.")
     return number
+
+
+def parse_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    word = value.strip().lower()
+    if word not in allowed:
+        raise ImproperlyConfigured(f"{name}={value!r} is not allowed: use one of {', '.join(allowed)}.")
+    return word
 
 
 def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from django_hf_ml.api_keys import parse_api_keys
-from django_hf_ml.engineconfig import engine_settings, parse_choice
+from django_hf_ml.engineconfig import engine_settings
 from django_hf_ml.envconfig import (
     env_bool,
     env_float,
@@ -21,6 +21,7 @@ from django_hf_ml.envconfig import (
     env_list,
     env_str,
     load_dotenv,
+    parse_choice,
     parse_database_url,
     parse_device,
     parse_dtype,

@@ -150,16 +150,8 @@ def export_download(scope: Scope, filters: HistoryFilter, fmt: str) -> Streaming
 
 
 @require_GET
-def export_jsonl(request: HttpRequest) -> HttpResponseBase:
-    return _export(request, "jsonl")
-
-
-@require_GET
-def export_csv(request: HttpRequest) -> HttpResponseBase:
-    return _export(request, "csv")
-
-
-def _export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+def export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """``/api/interactions/export.jsonl`` and ``.csv`` (``fmt`` comes from the URL pattern)."""
     form = filter_form(request.GET)
     _valid_filters(form)
     return export_download(visitor_scope(request), form.to_filter(), fmt)

@@ -169,17 +169,8 @@ def _export_filters(request: HtmxHttpRequest) -> HistoryFilter | HttpResponse:
 
 
 @require_GET
-def export_jsonl(request: HtmxHttpRequest) -> HttpResponseBase:
-    return _export(request, "jsonl")
-
-
-@require_GET
-def export_csv(request: HtmxHttpRequest) -> HttpResponseBase:
-    return _export(request, "csv")
-
-
-def _export(request: HtmxHttpRequest, fmt: str) -> HttpResponseBase:
-    """A download of the filtered history; invalid filters show the page with their reasons (400)."""
+def export(request: HtmxHttpRequest, fmt: str) -> HttpResponseBase:
+    """``/history/export.jsonl`` and ``.csv``; invalid filters show the page with their reasons (400)."""
     filters = _export_filters(request)
     if isinstance(filters, HttpResponse):
         return filters

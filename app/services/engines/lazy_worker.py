@@ -69,3 +69,16 @@ def worker_settings() -> dict[str, float | int]:
             "max_batch": DEFAULT_MAX_BATCH,
             "batch_window_seconds": DEFAULT_BATCH_WINDOW_SECONDS,
         }
+
+
+class OnItsWorker:
+    """For a service whose requests all go through one ``LazyWorker`` (held as ``self._worker``)."""
+
+    _worker: LazyWorker
+
+    def worker(self) -> ModelWorker:
+        return self._worker.get()
+
+    @property
+    def queue_length(self) -> int:
+        return self._worker.queue_length

@@ -34,7 +34,7 @@ from app.domain.generation import GenerationParams, GenerationResult, Turns, che
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, DomainError, InvalidPrompt, ModelUnavailable
 from app.services.device import RuntimeProfile
-from app.services.engines.lazy_worker import LazyWorker
+from app.services.engines.lazy_worker import LazyWorker, OnItsWorker
 from app.services.engines.openai_wire import (
     FINISH_REASONS,
     UPSTREAM_FAILED,
@@ -47,7 +47,7 @@ from app.services.engines.openai_wire import (
     stream_error_text,
     upstream_error,
 )
-from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
+from app.services.engines.worker import InferenceRequest, OnFinish
 from django_hf_ml.choices import CAUSAL_TASK
 
 logger = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class OpenAIBackend:
         request._finish(error=error)
 
 
-class OpenAIService:
+class OpenAIService(OnItsWorker):
     """The ``GenerationService`` of a model served by an OpenAI-compatible server (engine ``openai``)."""
 
     engine = "openai"
@@ -262,13 +262,6 @@ class OpenAIService:
 
     def describe(self) -> str:
         return f"openai engine: {self.backend.api} API at {self.backend.name}"
-
-    def worker(self) -> ModelWorker:
-        return self._worker.get()
-
-    @property
-    def queue_length(self) -> int:
-        return self._worker.queue_length
 
     def submit(
         self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()

@@ -22,8 +22,8 @@ from django.conf import settings
 from app.domain.generation import FinishReason, GenerationParams, GenerationResult, Turns, join_turns
 from app.domain.streams import StreamEvent
 from app.errors import PROMPT_EMPTY, InvalidPrompt, ModelUnavailable
-from app.services.engines.lazy_worker import LazyWorker
-from app.services.engines.worker import InferenceRequest, ModelWorker, OnFinish
+from app.services.engines.lazy_worker import LazyWorker, OnItsWorker
+from app.services.engines.worker import InferenceRequest, OnFinish
 from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class RemoteBackend:
         )
 
 
-class RemoteService:
+class RemoteService(OnItsWorker):
     """The ``GenerationService`` of a remote endpoint: same submit/generate API as ``NLPService``."""
 
     def __init__(self, *, url: str, token: str | None = None, timeout: float = 120.0, max_concurrent: int = 16) -> None:
@@ -151,13 +151,6 @@ class RemoteService:
     @property
     def is_loaded(self) -> bool:
         return True
-
-    def worker(self) -> ModelWorker:
-        return self._worker.get()
-
-    @property
-    def queue_length(self) -> int:
-        return self._worker.queue_length
 
     def submit(
         self, prompt: str, params: GenerationParams, *, on_finish: OnFinish = None, messages: Turns = ()
