@@ -104,6 +104,17 @@ class HistoryFilterForm(forms.Form):
     def query_text(self) -> str:
         return str(self.cleaned_data.get("q") or "")
 
+    def search_arguments(self) -> dict[str, Any]:
+        """What ``history_search`` takes from a valid form: filters, text, cursor, sort and mode."""
+        data = self.cleaned_data
+        return {
+            "filters": self.to_filter(),
+            "text": self.query_text(),
+            "cursor": self.page_cursor(),
+            "sort": data.get("sort") or "",
+            "mode": data.get("mode") or "",
+        }
+
     def page_cursor(self) -> str | None:
         return self.cleaned_data.get("cursor")
 

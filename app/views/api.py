@@ -114,15 +114,7 @@ def list_interactions(request: HttpRequest) -> JsonResponse:
     form = filter_form(request.GET, api=True)
     _valid_filters(form)
     assert isinstance(form, HistoryApiForm)
-    page = history_search(
-        scope=visitor_scope(request),
-        filters=form.to_filter(),
-        text=form.query_text(),
-        cursor=form.page_cursor(),
-        sort=form.cleaned_data.get("sort") or "",
-        mode=form.cleaned_data.get("mode") or "",
-        limit=form.cleaned_data["limit"],
-    )
+    page = history_search(scope=visitor_scope(request), limit=form.cleaned_data["limit"], **form.search_arguments())
     body: dict[str, Any] = {"items": [interaction_json(item) for item in page.items], "next_cursor": page.next_cursor}
     if page.ranked:
         body["search"] = {

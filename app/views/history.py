@@ -44,14 +44,7 @@ def _list_context(request: HtmxHttpRequest, form: HistoryFilterForm) -> dict[str
         context["field_errors"] = form.errors_by_field()
         return context
     try:
-        page = history_search(
-            scope=visitor_scope(request),
-            filters=form.to_filter(),
-            text=form.query_text(),
-            cursor=form.page_cursor(),
-            sort=form.cleaned_data.get("sort") or "",
-            mode=form.cleaned_data.get("mode") or "",
-        )
+        page = history_search(scope=visitor_scope(request), **form.search_arguments())
     except StoreUnavailable as exc:
         context["problem"] = exc.message
         return context

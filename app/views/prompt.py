@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django_htmx.http import reswap, retarget
 
+from app.domain.generation import Ask
 from app.domain.interaction import Interaction
 from app.errors import InteractionNotFound, StoreUnavailable
 from app.forms.prompt import PromptForm, initial_from_interaction
@@ -69,12 +70,17 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, INDEX, index_context(request, form, answer=answer))
 
 
+def submitted_ask(request: HtmxHttpRequest) -> Ask | HttpResponse:
+    """The visitor's ask from the posted form, or the 422 form with its field messages."""
+    form = PromptForm(request.POST)
+    return form.to_ask() if form.is_valid() else invalid_prompt_form(request, form)
+
+
 @htmx_action(INDEX, page_context=submitted_form_context)
 def submit_prompt(request: HtmxHttpRequest) -> HttpResponse:
-    form = PromptForm(request.POST)
-    if not form.is_valid():
-        return invalid_prompt_form(request, form)
-    ask = form.to_ask()
+    ask = submitted_ask(request)
+    if isinstance(ask, HttpResponse):
+        return ask
     interaction = answer_blocking(ask, visitor_scope(request))
     if not request.htmx:
         return HttpResponseRedirect(f"{reverse('app:index')}?answer={interaction.id}", status=303)

@@ -29,13 +29,12 @@ from django_htmx.http import push_url
 from app.domain.generation import Ask, GenerationParams
 from app.errors import InvalidParams, StreamNotFound
 from app.forms.feed import resume_offset
-from app.forms.prompt import PromptForm
 from app.services.generation import Stream, start_stream, stop_stream
 from app.services.interactions import get_interaction
 from app.services.stream_follow import FeedEvent, follow, running
 from app.views._htmx import HtmxHttpRequest, htmx_action
 from app.views._visitor import visitor_scope
-from app.views.prompt import INDEX, invalid_prompt_form, submitted_form_context
+from app.views.prompt import INDEX, submitted_ask, submitted_form_context
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +46,8 @@ REGENERATE_PARAMS_GONE = "This answer's parameters are no longer valid; edit the
 
 @htmx_action(INDEX, page_context=submitted_form_context)
 def stream_start(request: HtmxHttpRequest) -> HttpResponse:
-    form = PromptForm(request.POST)
-    if not form.is_valid():
-        return invalid_prompt_form(request, form)
-    ask = form.to_ask()
-    return _start(request, ask)
+    ask = submitted_ask(request)
+    return ask if isinstance(ask, HttpResponse) else _start(request, ask)
 
 
 @htmx_action(INDEX, page_context=submitted_form_context)
