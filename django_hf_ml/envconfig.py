@@ -89,13 +89,19 @@ def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
 
 
 def parse_int(name: str, value: str, *, default: int, minimum: int, maximum: int) -> int:
+    return int(_parse_number(name, value, int, "a whole number", default=default, minimum=minimum, maximum=maximum))
+
+
+def _parse_number(
+    name: str, value: str, kind: type[int] | type[float], noun: str, *, default: float, minimum: float, maximum: float
+) -> float:
     text = value.strip()
     if not text:
         return default
     try:
-        number = int(text)
+        number = kind(text)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number ({minimum}..{maximum}).") from None
+        raise ImproperlyConfigured(f"{name}={value!r} is not {noun} ({minimum}..{maximum}).") from None
     if not minimum <= number <= maximum:
         raise ImproperlyConfigured(f"{name}={number} is out of range: allowed {minimum}..{maximum}.")
     return number
@@ -109,16 +115,7 @@ def parse_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
-    value = raw(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number ({minimum}..{maximum}).") from None
-    if not minimum <= number <= maximum:
-        raise ImproperlyConfigured(f"{name}={number} is out of range: allowed {minimum}..{maximum}.")
-    return number
+    return _parse_number(name, raw(name) or "", float, "a number", default=default, minimum=minimum, maximum=maximum)
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -146,6 +146,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
         raise InvalidCursor() from None
 
 
+def created_between(since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """The ``created_at`` condition of a date range (``since`` inclusive, ``until`` exclusive); {} for none."""
+    condition: dict[str, Any] = {}
+    if since is not None:
+        condition["$gte"] = since
+    if until is not None:
+        condition["$lt"] = until
+    return condition
+
+
 def parse_interaction_id(interaction_id: str) -> ObjectId:
     if not ObjectId.is_valid(interaction_id):
         raise InteractionNotFound(INTERACTION_NOT_FOUND)

@@ -24,7 +24,7 @@ from pymongo.collection import Collection
 from app.domain.filters import HistoryFilter
 from app.domain.ids import utc_now
 from app.domain.interaction import Scope
-from app.services.mongo_documents import MAX_WINDOW_MS, Position
+from app.services.mongo_documents import MAX_WINDOW_MS, Position, created_between
 
 FIRST_WINDOW = timedelta(minutes=1)
 WINDOW_GROWTH = 4
@@ -116,11 +116,7 @@ def plain_scan(collection: Documents, request: ScanRequest) -> Iterator[dict[str
     """One sorted query strictly after ``after`` (for servers whose sort walks the index)."""
     scope, filters, after = request.scope, request.filters, request.after
     query = _base_query(scope, filters)
-    created: dict[str, Any] = {}
-    if filters.since is not None:
-        created["$gte"] = filters.since
-    if filters.until is not None:
-        created["$lt"] = filters.until
+    created = created_between(filters.since, filters.until)
     if created:
         query["created_at"] = created
     if after is not None:

@@ -16,6 +16,7 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.operations import SearchIndexModel
 
+from app.services.mongo_documents import created_between
 from app.services.search.query import ParsedQuery
 
 logger = logging.getLogger(__name__)
@@ -113,11 +114,7 @@ def _filter(owner_query: dict[str, Any], query: ParsedQuery, model: str, status:
         clauses["model"] = {"$eq": model}
     if status:
         clauses["status"] = {"$eq": status}
-    dates: dict[str, Any] = {}
-    if query.after is not None:
-        dates["$gte"] = query.after
-    if query.before is not None:
-        dates["$lt"] = query.before
+    dates = created_between(query.after, query.before)
     if dates:
         clauses["created_at"] = dates
     return clauses
