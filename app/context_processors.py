@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from app.services.health import engine_facts
+from app.services.engines.choice import default_engine_name
 from app.services.outbox import OutboxError, get_outbox
 from django_hf_ml.choices import BUNDLED_MODEL_ID
 
@@ -15,7 +15,7 @@ def model_info(request: HttpRequest) -> dict[str, str]:
     return {
         "model_name": settings.HF_MODEL or BUNDLED_MODEL_ID,
         "model_task": settings.HF_TASK,
-        "model_engine": str(engine_facts().get("engine", "")),
+        "model_engine": default_engine_name(),
     }
 
 

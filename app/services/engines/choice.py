@@ -33,6 +33,7 @@ from app.services.engines.openai_compat import OpenAIBackend, OpenAIService
 from app.services.engines.transformers_service import NLPService
 from app.services.model_specs import ModelSpec, offered_models
 from app.services.nlp_service import default_service, get_service
+from app.services.per_process import PerProcess
 from django_hf_ml.choices import CAUSAL_TASK
 
 if TYPE_CHECKING:
@@ -227,6 +228,29 @@ def default_engine_facts() -> dict[str, Any]:
             "error": service.sidecar.last_error,
         }
     return facts
+
+
+def _choose_default_engine_name() -> str:
+    try:
+        return choose_engine(default_spec()).engine
+    except ModelUnavailable:
+        return "transformers"
+
+
+# The page header names the engine on every render: chosen once per process (it looks for files and
+# binaries) and again only when the settings it depends on change.
+_default_engine_name = PerProcess(
+    _choose_default_engine_name,
+    key=lambda: (
+        settings.ENGINES,
+        settings.HF_MODEL,
+        settings.HF_ENDPOINT_URL,
+        settings.HF_DEVICE,
+        settings.HF_DTYPE,
+        str(settings.DATA_DIR),
+    ),
+)
+default_engine_name = _default_engine_name.get
 
 
 def describe_default_engine() -> str:
