@@ -24,7 +24,7 @@ from app.services.device import RuntimeUnavailable, describe_runtime
 from app.services.engines.choice import close_engine_services, describe_default_engine
 from app.services.local_store import LocalStore, start_local_store
 from app.services.mongo_repo import get_repository
-from app.services.records import replay_leftovers
+from app.services.serving import start_serving_process
 from app.services.warmup import warm_up, warmup_enabled
 
 GRACEFUL_SECONDS = 3  # an SSE feed never ends by itself: shutdown closes it after this long
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
             if not options["no_warmup"] and warmup_enabled(serve_command=True):
                 self._warm_up()
-            replay_leftovers()
+            start_serving_process()  # outbox replay and the reaper of dead generations, as in every worker
             self.stdout.write(self.style.SUCCESS(f"Serving on http://{options['addrport']}/ (Ctrl+C to stop)"))
             host, port = parse_addrport(options["addrport"])
             self._serve(host, port)
