@@ -104,6 +104,25 @@ def ensure_llama_server() -> None:
         say("llama-server is not available: the bundled model will run on the transformers engine (slower)")
 
 
+AXE_CORE = "axe-core@4.14.1"
+
+
+def axe_core_script() -> Path:
+    return ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def ensure_axe_core() -> None:
+    """The accessibility tests inject axe-core (npm registry) into every page they check; installed once."""
+    if axe_core_script().exists():
+        return
+    npm = shutil.which("npm")
+    if not npm:
+        say("npm not found: the accessibility (axe-core) tests will fail; install nodejs/npm")
+        return
+    say(f"Installing {AXE_CORE} for the accessibility tests (npm, into var/npm)")
+    run(npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", ROOT / "var" / "npm", AXE_CORE)
+
+
 def manage(*args: str) -> None:
     run(venv_python(), "manage.py", *args)
 
@@ -139,6 +158,7 @@ def command_test(args: list[str]) -> int:
     ensure_venv()
     ensure_dependencies(with_tests=True)
     ensure_system_packages()
+    ensure_axe_core()
     ensure_llama_server()
     status = static_checks()
     if status:
