@@ -180,3 +180,23 @@ class InvalidFilters(InvalidParams):
     """History filters that do not parse: a 400 for JSON clients (the pages show them inline)."""
 
     status = 400
+
+
+# --- Conversations (app/services/conversations.py) --------------------------------------------
+CONVERSATION_NOT_FOUND = "No such conversation."
+FOLLOW_UP_NOT_FOUND = "The answer this follows up on does not exist (or is not yours). Start a new conversation."
+FOLLOW_UP_NOT_READY = "That answer is still being generated: wait for it to finish, then follow up."
+CONVERSATION_TOO_LONG = "This conversation is too long: at most {limit} turns. Start a new conversation to go on."
+
+
+class ConversationNotFound(InteractionNotFound):
+    """No conversation (or turn of it) with that id in this visitor's history: 404, like any record."""
+
+    def __init__(self, message: str = CONVERSATION_NOT_FOUND) -> None:
+        super().__init__(message)
+
+
+class InvalidFollowUp(DomainError):
+    """A follow-up that cannot be sent as asked (the earlier answer is still running, the thread too long)."""
+
+    status = 422

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app.views import api, history, openai_api, ops, prompt, stats, stream
+from app.views import api, conversation, history, openai_api, ops, prompt, stats, stream
 
 app_name = "app"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("history/<str:interaction_id>/restore", history.restore_interaction, name="history_restore"),
     path("history/<str:interaction_id>/", prompt.interaction_detail, name="interaction_detail"),
     path("history/<str:interaction_id>/regenerate", stream.regenerate, name="regenerate"),
+    path("conversations/<str:conversation_id>/", conversation.conversation_page, name="conversation"),
     path("stream/", stream.stream_start, name="stream_start"),
     path("stream/<str:stream_id>/events", stream.stream_events, name="stream_events"),
     path("stream/<str:stream_id>/stop", stream.stream_stop, name="stream_stop"),

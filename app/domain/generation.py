@@ -255,6 +255,13 @@ class Ask:
     source: str | None = None
     api_key: str | None = None
     end_user: str | None = None
+    # The conversation this ask continues (app/services/conversations.py): the thread, the turn it
+    # follows, how many earlier turns were left out to fit the context, and whether the record keeps
+    # ``messages`` (the /v1 wire conversation; a page follow-up rebuilds its thread from the records).
+    conversation_id: str | None = None
+    parent_id: str | None = None
+    turns_dropped: int = 0
+    record_messages: bool = True
 
     def record_params(self) -> dict[str, Any]:
         """The parameters a record keeps: the decoding settings, and the stop strings when there are any."""

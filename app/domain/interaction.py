@@ -86,6 +86,18 @@ class Interaction:
     checkpoint: int = 0
     stop_requested_at: datetime | None = None
     worker: str | None = None
+    # Conversations (app/services/conversations.py): the thread a record belongs to (the id of its first
+    # turn) and the turn it follows. A record without ``conversation_id`` (written before threads
+    # existed) is its own one-turn conversation; a sibling (edit & resend, regenerate) shares the
+    # parent. ``turns_dropped``: earlier turns left out to fit the model's context.
+    conversation_id: str | None = None
+    parent_id: str | None = None
+    turns_dropped: int = 0
+
+    @property
+    def thread_id(self) -> str:
+        """The conversation this record belongs to (its own id for a one-turn conversation)."""
+        return self.conversation_id or self.id
 
     @property
     def pending(self) -> bool:

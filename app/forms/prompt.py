@@ -69,6 +69,10 @@ class PromptForm(forms.Form):
         required=False, widget=forms.NumberInput(attrs={"min": 0, "max": SEED_MAX, "step": 1, "placeholder": "random"})
     )
     do_sample = forms.BooleanField(required=False)
+    # The conversation the prompt continues: after the answer ``parent_id``, or beside ``sibling_of`` (edit &
+    # resend). Checked by app/services/conversations.py; the page shows them in the "Follow-up to" marker.
+    parent_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput())
+    sibling_of = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

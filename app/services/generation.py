@@ -346,7 +346,7 @@ def _failed_interaction(
 
 def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -> Interaction:
     """The record of ``ask`` in ``scope`` on ``service``'s model; ``fields`` says how it ended."""
-    return Interaction(
+    record = Interaction(
         prompt=ask.prompt,
         model=service.model,
         task=service.task,
@@ -356,9 +356,13 @@ def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -
         source=ask.source,
         api_key=ask.api_key,
         end_user=ask.end_user,
-        messages=[turn.to_dict() for turn in ask.messages] if ask.messages else None,
+        messages=[turn.to_dict() for turn in ask.messages] if ask.messages and ask.record_messages else None,
+        parent_id=ask.parent_id,
+        turns_dropped=ask.turns_dropped,
         **fields,
     )
+    record.conversation_id = ask.conversation_id or record.id  # a new conversation is named by its first turn
+    return record
 
 
 def _store_quietly(interaction: Interaction) -> str | None:

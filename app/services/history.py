@@ -18,6 +18,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from app.domain.conversation import THREAD_FIELDS, parse_thread_ids
 from app.domain.filters import HistoryFilter
 from app.domain.interaction import (
     STATUS_INTERRUPTED,
@@ -53,6 +54,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
     "output_tokens",
     "error",
+    *THREAD_FIELDS,
 )
 # Spreadsheets run cells that start with these as formulas; exported text gets a leading quote.
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -142,6 +144,7 @@ def export_record(interaction: Interaction) -> dict[str, Any]:
         "params": interaction.params,
         "tokens": {"prompt": interaction.prompt_tokens, "output": interaction.output_tokens},
         "timings_ms": interaction.durations_ms,
+        **{name: getattr(interaction, name) for name in THREAD_FIELDS},
     }
     if interaction.source is not None:
         record.update(source=interaction.source, api_key=interaction.api_key, messages=interaction.messages)
@@ -281,6 +284,10 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
     messages = record.get("messages")
     if messages is not None and parse_messages(messages) is None:
         raise InvalidRecord(REJECT_MESSAGES)
+    try:
+        conversation_id, parent_id = parse_thread_ids(record)
+    except ValueError as exc:
+        raise InvalidRecord(str(exc)) from None
     return Interaction(
         id=_record_id(record, created_at=created_at, prompt=prompt, output=output),
         prompt=prompt,
@@ -298,6 +305,8 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         source=_text(record, "source") or None,
         api_key=_text(record, "api_key") or None,
         messages=parse_messages(messages),
+        conversation_id=conversation_id,
+        parent_id=parent_id,
     )
 
 

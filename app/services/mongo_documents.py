@@ -15,6 +15,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from app.domain.conversation import answered_thread, thread_digest
 from app.domain.interaction import STATUS_OK, Interaction, parse_messages
 from app.errors import INTERACTION_NOT_FOUND, InteractionNotFound, InvalidCursor
 
@@ -51,8 +52,18 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "checkpoint": interaction.checkpoint,
         "stop_requested_at": interaction.stop_requested_at,
         "worker": interaction.worker,
+        "conversation_id": interaction.conversation_id,
+        "parent_id": interaction.parent_id,
+        "turns_dropped": interaction.turns_dropped,
+        "thread_hash": _thread_hash(interaction),
         **interaction.search_fields(),
     }
+
+
+def _thread_hash(interaction: Interaction) -> str | None:
+    """The fingerprint of a finished /v1 conversation with its answer: a later call that extends it finds it."""
+    thread = answered_thread(interaction) if interaction.status == STATUS_OK else None
+    return thread_digest(thread) if thread else None
 
 
 def from_document(doc: dict[str, Any]) -> Interaction:
@@ -84,6 +95,9 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         checkpoint=doc["checkpoint"] if isinstance(doc.get("checkpoint"), int) else 0,
         stop_requested_at=_optional_datetime(doc.get("stop_requested_at")),
         worker=_optional_text(doc.get("worker")),
+        conversation_id=_optional_text(doc.get("conversation_id")),
+        parent_id=_optional_text(doc.get("parent_id")),
+        turns_dropped=doc["turns_dropped"] if isinstance(doc.get("turns_dropped"), int) else 0,
     )
 
 

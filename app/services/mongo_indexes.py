@@ -43,6 +43,10 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("cache_key", ASCENDING)], name="owner_cache_key"),
     # Semantic search (app/services/search/vectors.py): what was embedded since an owner's index was read.
     IndexModel([("owner", ASCENDING), ("embedded_at", ASCENDING)], name="owner_embedded_at"),
+    # Conversations (app/services/mongo_conversations.py): every turn of one thread, and the /v1 record a
+    # later call extends (its conversation's fingerprint); both equality lookups within one owner.
+    IndexModel([("owner", ASCENDING), ("conversation_id", ASCENDING)], name="owner_conversation"),
+    IndexModel([("owner", ASCENDING), ("thread_hash", ASCENDING)], name="owner_thread_hash"),
     # The reaper (app/services/reaper.py): pending generations whose heartbeat is old.
     IndexModel([("status", ASCENDING), ("heartbeat_at", ASCENDING)], name="status_heartbeat"),
 )

@@ -18,6 +18,7 @@ from app.domain.filters import HistoryFilter
 from app.errors import LOGIN_REQUIRED_TO_CLAIM, LoginRequired, StoreUnavailable
 from app.forms.history import HistoryFilterForm, ImportForm, filter_form
 from app.services import history
+from app.services.conversations import page_turn_counts
 from app.services.search.service import SearchPage, history_search
 from app.views._htmx import HtmxHttpRequest, htmx_action, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_id, visitor_scope
@@ -54,6 +55,7 @@ def _list_context(request: HtmxHttpRequest, form: HistoryFilterForm) -> dict[str
         query=form.filter_query(),
         search=page,
         chips=_facet_chips(form, page),
+        turns=page_turn_counts(scope=visitor_scope(request), interactions=[row.interaction for row in page.rows]),
     )
     return context
 

@@ -44,6 +44,7 @@ from app.errors import (
     TooManyRequests,
 )
 from app.services.api_tokens import KEY_USER_MISSING, KeyUserMissing, configured_keys, find_key, key_scope
+from app.services.conversations import api_thread
 from app.services.generation import Stream, answer_blocking, start_stream
 from app.services.metrics_exposition import PROXY_HEADERS
 from app.services.model_specs import offered_models, resolve_spec
@@ -227,6 +228,7 @@ def _answer(parsed: ApiRequest, caller: Caller, *, chat: bool) -> HttpResponseBa
         api_key=caller.key_name,
         end_user=parsed.user,
     )
+    ask = api_thread(ask, caller.scope)  # messages extending an earlier answer of this key continue its thread
     created = int(time.time())
     try:
         if parsed.stream:

@@ -16,9 +16,11 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import reswap, retarget
 
 from app.domain.generation import Ask
+from app.domain.ids import is_interaction_id
 from app.domain.interaction import Interaction
-from app.errors import InteractionNotFound, StoreUnavailable
+from app.errors import FOLLOW_UP_NOT_FOUND, InteractionNotFound, StoreUnavailable
 from app.forms.prompt import PromptForm, initial_from_interaction
+from app.services.conversations import thread_ask
 from app.services.generation import answer_blocking
 from app.services.interactions import get_interaction, recent_interactions
 from app.services.stream_follow import RunningAnswer, answer_for_page
@@ -41,15 +43,30 @@ def index_context(request: HtmxHttpRequest, form: PromptForm | None = None, **ex
 
 def submitted_form_context(request: HtmxHttpRequest) -> dict[str, Any]:
     """The page around a problem: the form as it was submitted, so nothing typed is lost."""
-    return index_context(request, PromptForm(request.POST or None))
+    form = PromptForm(request.POST or None)
+    return index_context(request, form, **form_marker(form))
+
+
+def thread_marker(kind: str, turn_id: str, prompt: str = "") -> dict[str, str]:
+    """What the "Follow-up to …" marker in the form shows: ``follow`` (after) or ``edit`` (beside) a turn."""
+    return {"thread_kind": kind, "thread_id": turn_id, "thread_prompt": prompt}
+
+
+def form_marker(form: PromptForm) -> dict[str, str]:
+    """The marker of a submitted form, kept when it comes back with its messages (422)."""
+    for kind, name in (("follow", "parent_id"), ("edit", "sibling_of")):
+        value = str(form.data.get(name) or "").strip()
+        if value:
+            return thread_marker(kind, value)
+    return {}
 
 
 def invalid_prompt_form(request: HtmxHttpRequest, form: PromptForm) -> HttpResponse:
     """422 with the form and its field messages (htmx: swapped in place of the form)."""
     if request.htmx:
-        response = render(request, f"{INDEX}#prompt-form", {"form": form}, status=422)
+        response = render(request, f"{INDEX}#prompt-form", {"form": form, **form_marker(form)}, status=422)
         return reswap(retarget(response, "#prompt-form"), "outerHTML")
-    return render(request, INDEX, index_context(request, form), status=422)
+    return render(request, INDEX, index_context(request, form, **form_marker(form)), status=422)
 
 
 @require_GET
@@ -65,15 +82,40 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     if isinstance(found, RunningAnswer):  # still generating (a reload, a second tab): show it and keep streaming
         return render(request, INDEX, index_context(request, feed=found))
     answer = found
-    # An answer's prompt, parameters and model fill the form again: change a parameter and send it anew.
+    # An answer's prompt, parameters and model fill the form again: change a parameter and send it anew
+    # (a new version of that turn of its conversation).
     form = PromptForm(initial=initial_from_interaction(answer.prompt, answer.params, answer.model) if answer else None)
-    return render(request, INDEX, index_context(request, form, answer=answer))
+    marker = thread_marker("edit", answer.id, answer.prompt) if answer else {}
+    follow_id = request.GET.get("follow", "")
+    if follow_id and not answer:
+        return _follow_up_page(request, follow_id)
+    return render(request, INDEX, index_context(request, form, answer=answer, **marker))
+
+
+def _follow_up_page(request: HtmxHttpRequest, follow_id: str) -> HttpResponse:
+    """``/?follow=<id>``: an empty form that continues the conversation after that answer (404 if not yours)."""
+    try:
+        turn = (
+            get_interaction(scope=visitor_scope(request), interaction_id=follow_id)
+            if is_interaction_id(follow_id)
+            else None
+        )
+    except InteractionNotFound:
+        turn = None
+    except StoreUnavailable as exc:
+        return render(request, INDEX, index_context(request, problem=exc.message), status=503)
+    if turn is None:
+        return render(request, INDEX, index_context(request, problem=FOLLOW_UP_NOT_FOUND), status=404)
+    return render(request, INDEX, index_context(request, None, **thread_marker("follow", turn.id, turn.prompt)))
 
 
 def submitted_ask(request: HtmxHttpRequest) -> Ask | HttpResponse:
     """The visitor's ask from the posted form, or the 422 form with its field messages."""
     form = PromptForm(request.POST)
-    return form.to_ask() if form.is_valid() else invalid_prompt_form(request, form)
+    if not form.is_valid():
+        return invalid_prompt_form(request, form)
+    thread = {name: (form.cleaned_data.get(name) or "").strip() for name in ("parent_id", "sibling_of")}
+    return thread_ask(form.to_ask(), visitor_scope(request), **thread)
 
 
 @htmx_action(INDEX, page_context=submitted_form_context)

@@ -29,6 +29,7 @@ from django_htmx.http import push_url
 from app.domain.generation import Ask, GenerationParams
 from app.errors import InvalidParams, StreamNotFound
 from app.forms.feed import resume_offset
+from app.services.conversations import regenerate_ask
 from app.services.generation import Stream, start_stream, stop_stream
 from app.services.interactions import get_interaction
 from app.services.stream_follow import FeedEvent, follow, running
@@ -59,6 +60,13 @@ def regenerate(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
     except InvalidParams as exc:
         raise InvalidParams(exc.errors, REGENERATE_PARAMS_GONE) from None
     ask = Ask(prompt=earlier.prompt, params=params, model=earlier.model, regenerated_from=earlier.id, use_cache=False)
+    ask = regenerate_ask(ask, visitor_scope(request), earlier)  # a sibling: same parent, same earlier turns
+    if not request.htmx and request.POST.get("return_to") == "conversation":
+        stream = start_stream(ask, visitor_scope(request))
+        stream.attached = True
+        stream.ended.wait()
+        at = stream.interaction.id if stream.interaction is not None else earlier.id
+        return HttpResponseRedirect(f"{conversation_url(earlier.thread_id)}?at={at}#turn-{at}", status=303)
     return _start(request, ask)
 
 
@@ -150,6 +158,10 @@ def _done_context(stream: Stream) -> dict[str, object]:
 def _redirect_to_answer(stream: Stream) -> HttpResponse:
     url = _answer_url(stream.interaction.id) if stream.interaction is not None else reverse("app:index")
     return HttpResponseRedirect(url, status=303)
+
+
+def conversation_url(conversation_id: str) -> str:
+    return reverse("app:conversation", args=[conversation_id])
 
 
 def _answer_url(answer_id: str) -> str:
