@@ -71,8 +71,8 @@ class PromptForm(forms.Form):
     do_sample = forms.BooleanField(required=False)
     # The conversation the prompt continues: after the answer ``parent_id``, or beside ``sibling_of`` (edit &
     # resend). Checked by app/services/conversations.py; the page shows them in the "Follow-up to" marker.
-    parent_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput())
-    sibling_of = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput())
+    parent_id = forms.CharField(required=False, widget=forms.HiddenInput())
+    sibling_of = forms.CharField(required=False, widget=forms.HiddenInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
