@@ -131,6 +131,9 @@ HF_ENDPOINT_URL = env_str("HF_ENDPOINT_URL", "")
 if HF_ENDPOINT_URL and not HF_ENDPOINT_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"HF_ENDPOINT_URL={HF_ENDPOINT_URL!r} must start with http:// or https://.")
 HF_REMOTE_TIMEOUT_S = env_int("HF_REMOTE_TIMEOUT_S", 120, minimum=1, maximum=3600)
+# The context window assumed for upstream servers (openai engine, TGI), which do not say theirs: a follow-up's
+# oldest turns are left out so the conversation plus max_new_tokens fits (app/services/context_window.py).
+CONVERSATION_CONTEXT_TOKENS = env_int("CONVERSATION_CONTEXT_TOKENS", 4096, minimum=256, maximum=10_000_000)
 # Engines (parsed in django_hf_ml/engineconfig.py, see .env.example): auto picks llama.cpp for a .gguf
 # HF_MODEL or the bundled default when a llama-server binary exists, else transformers. Under pytest the
 # default is transformers (and static batching) so unrelated tests keep their engine; engine tests set their own.

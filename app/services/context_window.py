@@ -49,7 +49,7 @@ def meter_for(service: GenerationService) -> ContextMeter:
     if isinstance(service, LlamaCppService):
         config = service.sidecar.config
         return ContextMeter(limit=max(1, config.ctx // max(1, config.slots)), count=estimate_tokens, exact=False)
-    limit = int(getattr(settings, "CONVERSATION_CONTEXT_TOKENS", 0) or DEFAULT_CONTEXT_TOKENS)
+    limit = int(settings.CONVERSATION_CONTEXT_TOKENS or DEFAULT_CONTEXT_TOKENS)
     return ContextMeter(limit=limit, count=estimate_tokens, exact=False)
 
 
