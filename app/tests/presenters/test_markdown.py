@@ -11,10 +11,10 @@ from django.template import Context, Template
 
 from app.presenters import code_style
 from app.presenters.markdown import (
+    _CACHE,
     LINK_REL,
     MAX_RENDER_CHARS,
     TAGS,
-    _CACHE,
     allowed_url,
     render_markdown,
 )
@@ -222,7 +222,7 @@ def test_images_with_other_urls_are_plain_text(source: str) -> None:
         "<!-- comment --><style>body{display:none}</style>",
         '<details open ontoggle="alert(1)">x</details>',
         '<math><mtext><table><mglyph><style><img src=x onerror="alert(1)">',
-        "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">",
+        '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
     ],
 )
 def test_raw_html_is_shown_as_text(payload: str) -> None:
@@ -233,7 +233,8 @@ def test_raw_html_is_shown_as_text(payload: str) -> None:
 
 
 def test_raw_html_inside_markdown_constructs_is_text_too() -> None:
-    html = render_markdown("# <img src=x onerror=alert(1)>\n\n- <script>x</script>\n\n| <b>a</b> |\n|---|\n| <i>b</i> |")
+    source = "# <img src=x onerror=alert(1)>\n\n- <script>x</script>\n\n| <b>a</b> |\n|---|\n| <i>b</i> |"
+    html = render_markdown(source)
     elements = assert_safe(html)
     assert elements.named("b") == [] and elements.named("i") == [] and elements.named("script") == []
     assert "<h1>&lt;img src=x onerror=alert(1)&gt;</h1>" in html
