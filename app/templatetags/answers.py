@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django import template
-from django.utils.html import escape, linebreaks
 from django.utils.safestring import SafeString
+
+from app.presenters.markdown import render_markdown
 
 register = template.Library()
 
 
 @register.filter(name="answer_html")
 def answer_html(text: object) -> SafeString:
-    """Plain, escaped paragraphs for now; the markdown renderer replaces this body."""
-    return SafeString(linebreaks(escape(str(text or ""))))
+    """The answer's markdown as sanitised HTML (see ``app.presenters.markdown``)."""
+    return SafeString(render_markdown(str(text or "")))

@@ -54,7 +54,7 @@ def test_tokens_appear_progressively_and_esc_keeps_the_partial_answer(
     answer = page.locator("#result article.answer[data-status=cancelled]")
     expect(answer).to_be_visible()
     expect(answer.locator(".status-cancelled")).to_have_text("cancelled")
-    shown = answer.locator(".output").inner_text()
+    shown = str(answer.locator(".answer-source").text_content())  # the text itself; .output shows it rendered
     assert shown.startswith(early.strip()) and len(shown) > len(early.strip())
     expect(page.locator("#recent-list .history-row").first).to_contain_text("cancelled")
 
@@ -105,7 +105,7 @@ def test_reload_mid_stream_continues_the_answer_from_where_it_was(page: Page, as
     assert running.inner_text().startswith(before)  # the text so far, at once
     answer = page.locator("#result article.answer[data-status=ok]")
     expect(answer).to_be_visible(timeout=30_000)  # the stream went on to its end
-    shown = answer.locator(".output").inner_text()
+    shown = str(answer.locator(".answer-source").text_content())
     doc = get_repository().collection.find_one({"prompt": "Keep going after a reload"})
     assert doc is not None and doc["status"] == "ok"
     assert shown == doc["output"] and shown.startswith(before)  # nothing lost, nothing twice
@@ -119,13 +119,14 @@ def test_a_second_tab_shows_the_same_stream(page: Page, asgi_live_server: AsgiLi
     other.goto(page.url)
     expect(other.locator("#result article.streaming .output")).not_to_be_empty()
 
-    first = page.locator("#result article.answer[data-status=ok] .output")
-    second = other.locator("#result article.answer[data-status=ok] .output")
+    first = page.locator("#result article.answer[data-status=ok]")
+    second = other.locator("#result article.answer[data-status=ok]")
     expect(first).to_be_visible(timeout=30_000)
     expect(second).to_be_visible(timeout=30_000)
     doc = get_repository().collection.find_one({"prompt": "Watch me twice"})
     assert doc is not None
-    assert first.inner_text() == second.inner_text() == doc["output"]
+    assert first.locator(".answer-source").text_content() == second.locator(".answer-source").text_content()
+    assert first.locator(".answer-source").text_content() == doc["output"]
 
 
 @pytest.mark.usefixtures("slow_tokens")

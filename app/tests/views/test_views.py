@@ -104,7 +104,7 @@ def test_store_down_still_answers_and_shows_the_waiting_banner(client: Client) -
     assert response.status_code == 303
     page = client.get(response["Location"]).content.decode()
     assert "History unavailable — 1 interaction waiting to be saved." in page
-    assert '<p class="output">' in page  # the answer itself is shown from the outbox
+    assert '<div class="output markdown">' in page  # the answer itself is shown from the outbox
 
 
 @pytest.mark.usefixtures("store_settings")
