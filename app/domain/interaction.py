@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.ids import new_interaction_id, utc_now
+from app.domain.marks import with_marks
 from app.domain.search import document_keys, document_tokens
 
 STATUS_OK = "ok"
@@ -86,6 +87,11 @@ class Interaction:
     checkpoint: int = 0
     stop_requested_at: datetime | None = None
     worker: str | None = None
+    # The visitor's marks (app/domain/marks.py): a star, normalised tags, and how many times they were
+    # changed (``marks_rev``, the compare-and-set counter of app/services/mongo_marks.py; 0: never).
+    starred: bool = False
+    tags: list[str] = field(default_factory=list)
+    marks_rev: int = 0
 
     @property
     def pending(self) -> bool:
@@ -105,7 +111,11 @@ class Interaction:
         tokens = document_tokens(self.prompt, self.output)
         return {
             "search_tokens": tokens,
-            "search_keys": document_keys(tokens, model=self.model, task=self.task, status=self.status),
+            "search_keys": with_marks(
+                document_keys(tokens, model=self.model, task=self.task, status=self.status),
+                tags=self.tags,
+                starred=self.starred,
+            ),
         }
 
 

@@ -29,8 +29,10 @@ from app.domain.interaction import (
     parse_messages,
 )
 from app.domain.interaction import STATUSES as RECORD_STATUSES
+from app.domain.marks import marks_from_record
 from app.domain.search import Segment, highlight
 from app.domain.text import holds_unstorable_text
+from app.errors import InvalidTags
 from app.services.mongo_repo import get_repository
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
     "output_tokens",
     "error",
+    "starred",
+    "tags",
 )
 # Spreadsheets run cells that start with these as formulas; exported text gets a leading quote.
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -142,6 +146,8 @@ def export_record(interaction: Interaction) -> dict[str, Any]:
         "params": interaction.params,
         "tokens": {"prompt": interaction.prompt_tokens, "output": interaction.output_tokens},
         "timings_ms": interaction.durations_ms,
+        "starred": interaction.starred,
+        "tags": list(interaction.tags),
     }
     if interaction.source is not None:
         record.update(source=interaction.source, api_key=interaction.api_key, messages=interaction.messages)
@@ -181,6 +187,7 @@ def export_csv(*, scope: Scope, filters: HistoryFilter) -> Iterator[str]:
         record = export_record(interaction)
         record["prompt_tokens"] = interaction.prompt_tokens
         record["output_tokens"] = interaction.output_tokens
+        record["tags"] = " ".join(interaction.tags)
         writer.writerow([_csv_cell(record[name]) for name in CSV_COLUMNS])
         yield flush()
 
@@ -281,6 +288,10 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
     messages = record.get("messages")
     if messages is not None and parse_messages(messages) is None:
         raise InvalidRecord(REJECT_MESSAGES)
+    try:
+        starred, tags = marks_from_record(record)
+    except InvalidTags as exc:
+        raise InvalidRecord(exc.message) from None
     return Interaction(
         id=_record_id(record, created_at=created_at, prompt=prompt, output=output),
         prompt=prompt,
@@ -298,6 +309,8 @@ def record_to_interaction(record: object, *, scope: Scope) -> Interaction:
         source=_text(record, "source") or None,
         api_key=_text(record, "api_key") or None,
         messages=parse_messages(messages),
+        starred=starred,
+        tags=tags,
     )
 
 

@@ -51,6 +51,8 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "checkpoint": interaction.checkpoint,
         "stop_requested_at": interaction.stop_requested_at,
         "worker": interaction.worker,
+        "starred": interaction.starred,
+        "tags": list(interaction.tags),
         **interaction.search_fields(),
     }
 
@@ -84,6 +86,9 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         checkpoint=doc["checkpoint"] if isinstance(doc.get("checkpoint"), int) else 0,
         stop_requested_at=_optional_datetime(doc.get("stop_requested_at")),
         worker=_optional_text(doc.get("worker")),
+        starred=doc.get("starred") is True,
+        tags=[tag for tag in doc.get("tags") or () if isinstance(tag, str)],
+        marks_rev=doc["marks_rev"] if isinstance(doc.get("marks_rev"), int) else 0,
     )
 
 
