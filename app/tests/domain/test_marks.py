@@ -61,3 +61,15 @@ def test_imported_marks() -> None:
     for bad in ({"starred": "yes"}, {"tags": "geo"}, {"tags": [1]}, {"tags": ["a b"]}):
         with pytest.raises(InvalidTags):
             marks_from_record(bad)
+
+
+def test_history_filter_rides_on_the_tag_key_and_checks_every_mark() -> None:
+    from app.domain.filters import HistoryFilter
+
+    both = HistoryFilter(tags=("geo", "todo"), starred=True)
+    assert both.driving_term() == ("search_keys", "g:geo")
+    assert HistoryFilter(starred=True).driving_term() == ("search_keys", STARRED_KEY)
+    assert both.narrows_beyond_owner and not HistoryFilter(starred=True).narrows_beyond_owner
+    assert both.accepts({"starred": True, "tags": ["todo", "geo", "x"]})
+    assert not both.accepts({"starred": False, "tags": ["todo", "geo"]})
+    assert not both.accepts({"starred": True, "tags": ["geo"]})

@@ -284,3 +284,18 @@ def test_marks_api(client: Client, other_client: Client) -> None:
     scope_of(other_client)
     assert other_client.post(url, {"starred": False}, content_type="application/json").status_code == 404
     assert client.get(f"/api/interactions/{item.id}").json()["tags"] == ["geo"]
+
+
+def test_owner_tags_count_only_this_visitors_live_records(client: Client, other_client: Client) -> None:
+    scope = scope_of(client)
+    first, second, third = seed(scope, ["a", "b", "c"])
+    marks.set_tags(scope=scope, interaction_id=first.id, text="geo todo")
+    marks.set_tags(scope=scope, interaction_id=second.id, text="geo")
+    marks.set_tags(scope=scope, interaction_id=third.id, text="gone")
+    history.delete_interaction(scope=scope, interaction_id=third.id)
+    other = scope_of(other_client)
+    (theirs,) = seed(other, ["theirs"])
+    marks.set_tags(scope=other, interaction_id=theirs.id, text="secret")
+    assert marks.owner_tags(scope=scope) == [("geo", 2), ("todo", 1)]
+    html = client.get("/history/").content.decode()
+    assert "secret" not in html and '<option value="geo">geo (2)</option>' in html
