@@ -47,10 +47,12 @@ def _context(request: HtmxHttpRequest, item: Interaction, **extra: Any) -> dict[
 
 @htmx_action(MARKS)
 def star(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
+    scope = visitor_scope(request)
     value = STARRED_VALUES.get(request.POST.get("starred", "").strip().lower())
     if value is None:
+        get_interaction(scope=scope, interaction_id=interaction_id)  # a foreign id is a 404, not a 422
         raise InvalidParams({"starred": STARRED_INVALID}, STARRED_INVALID)
-    item = marks.set_star(scope=visitor_scope(request), interaction_id=interaction_id, starred=value)
+    item = marks.set_star(scope=scope, interaction_id=interaction_id, starred=value)
     if request.htmx:
         return render(request, f"{MARKS}#star", _context(request, item, compact=request.POST.get("compact") == "1"))
     return HttpResponseRedirect(_back(request, interaction_id), status=303)
@@ -75,11 +77,11 @@ def tags(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
 @require_POST
 def api_marks(request: HttpRequest, interaction_id: str) -> JsonResponse:
     """``{"starred": bool, "tags": [...]}`` (either or both) → the interaction with its marks."""
+    scope = visitor_scope(request)
+    item = get_interaction(scope=scope, interaction_id=interaction_id)  # a foreign id: 404 whatever the body
     payload = json_body(request)
     if isinstance(payload, JsonResponse):
         return payload
-    scope = visitor_scope(request)
-    item: Interaction | None = None
     starred, tag_list = payload.get("starred"), payload.get("tags")
     if starred is not None and not isinstance(starred, bool):
         raise InvalidParams({"starred": API_STARRED_INVALID}, API_STARRED_INVALID)
@@ -90,6 +92,4 @@ def api_marks(request: HttpRequest, interaction_id: str) -> JsonResponse:
         item = marks.set_star(scope=scope, interaction_id=interaction_id, starred=starred)
     if normalized is not None:
         item = marks.set_tags(scope=scope, interaction_id=interaction_id, text=" ".join(normalized))
-    if item is None:
-        item = get_interaction(scope=scope, interaction_id=interaction_id)
     return JsonResponse(interaction_json(item))

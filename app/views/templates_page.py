@@ -139,10 +139,10 @@ def api_template(request: HttpRequest, template_id: str) -> HttpResponse:
         templates.delete_template(scope=scope, template_id=template_id)
         return HttpResponse(status=204)
     if request.method == "PUT":
+        templates.get_template(scope=scope, template_id=template_id)  # a foreign id: 404 whatever the body
         payload = json_body(request)
         if isinstance(payload, JsonResponse):
             return payload
-        templates.get_template(scope=scope, template_id=template_id)
         name, body = parse_api_template(payload)
         saved = templates.update_template(scope=scope, template_id=template_id, name=name, body=body)
         return JsonResponse(template_json(saved))

@@ -127,6 +127,8 @@ def test_another_visitors_interaction_is_a_404_for_star_and_tags(client: Client,
         assert other_client.post(path, data, HTTP_HX_REQUEST="true").status_code == 404
     bad_tags = other_client.post(f"/history/{item.id}/tags", {"tags": "<bad>"})
     assert bad_tags.status_code == 404  # a foreign id is not found before the tags are judged
+    assert other_client.post(f"/history/{item.id}/star", {"starred": "bogus"}).status_code == 404
+    assert other_client.post(f"/api/interactions/{item.id}/marks", "x", content_type="text/plain").status_code == 404
     assert other_client.post("/history/nothex/star", {"starred": "1"}).status_code == 404
     doc = stored(item.id)
     assert doc.get("starred") is False and doc.get("tags") == []

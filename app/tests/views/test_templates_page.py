@@ -133,6 +133,7 @@ def test_another_visitors_template_is_a_404_everywhere(client: Client, other_cli
     assert other_client.delete(f"/api/templates/{tid}").status_code == 404
     put = other_client.put(f"/api/templates/{tid}", {"name": "x", "body": "y"}, content_type="application/json")
     assert put.status_code == 404
+    assert other_client.put(f"/api/templates/{tid}", "not json", content_type="text/plain").status_code == 404
     for bad in ("nothex", "0" * 24, "zz" * 12):
         assert client.get(f"/templates/{bad}/").status_code == 404
         assert client.get(f"/api/templates/{bad}").status_code == 404
