@@ -200,3 +200,65 @@ class InvalidFollowUp(DomainError):
     """A follow-up that cannot be sent as asked (the earlier answer is still running, the thread too long)."""
 
     status = 422
+
+
+# --- Prompt templates and marks (stars, tags) on interactions ---------------------------------
+TEMPLATE_NOT_FOUND = "No such template."
+TEMPLATE_NAME_INVALID = (
+    "A template name is 1 to 40 characters: lowercase letters a-z, digits, “_” and “-”, starting with a letter "
+    "or digit (for example “summary” or “bug-report”)."
+)
+TEMPLATE_NAME_TAKEN = "You already have a template named “{name}”: pick another name."
+TEMPLATE_BODY_EMPTY = "Please enter the template text."
+TEMPLATE_BODY_TOO_LONG = "The template is too long: at most {limit} characters."
+TEMPLATE_BODY_UNSTORABLE = (
+    "The template contains characters that cannot be stored: a NUL character or an unpaired surrogate "
+    "(such as \\ud800 in JSON). Remove them and save it again."
+)
+TEMPLATE_TOO_MANY = "You have {limit} templates already, the most one history may keep: delete one first."
+TAGS_INVALID = (
+    "“{tag}” is not a valid tag: use 1 to 32 letters, digits, “_” or “-” (separate tags with spaces or commas)."
+)
+TAGS_TOO_MANY = "At most {limit} tags per interaction."
+TAGS_TOO_LONG = "The tags are too long: at most {limit} characters in all."
+MARKS_CONFLICT = "This interaction changed while your change was being saved. Please try again."
+
+
+class InvalidTemplate(DomainError):
+    """A template's name or body is invalid (or the name is taken); ``field`` says which (422)."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+
+    def fields(self) -> dict[str, str]:
+        return {self.field: self.message}
+
+
+class TemplateNotFound(DomainError):
+    """No template of this visitor has that id (another visitor's template is not found either)."""
+
+    status = 404
+
+    def __init__(self, message: str = TEMPLATE_NOT_FOUND) -> None:
+        super().__init__(message)
+
+
+class InvalidTags(DomainError):
+    """Tags that cannot be stored: a bad tag, too many, too long (422)."""
+
+    status = 422
+
+    def fields(self) -> dict[str, str]:
+        return {"tags": self.message}
+
+
+class MarksConflict(DomainError):
+    """A star or tag change lost the race against other writes several times in a row (409)."""
+
+    status = 409
+
+    def __init__(self, message: str = MARKS_CONFLICT) -> None:
+        super().__init__(message)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app.views import api, conversation, history, openai_api, ops, prompt, stats, stream
+from app.views import api, conversation, history, marks, openai_api, ops, prompt, stats, stream, templates_page
 
 app_name = "app"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("history/claim/", history.claim, name="history_claim"),
     path("history/<str:interaction_id>/delete", history.delete_interaction, name="history_delete"),
     path("history/<str:interaction_id>/restore", history.restore_interaction, name="history_restore"),
+    path("history/<str:interaction_id>/star", marks.star, name="interaction_star"),
+    path("history/<str:interaction_id>/tags", marks.tags, name="interaction_tags"),
     path("history/<str:interaction_id>/", prompt.interaction_detail, name="interaction_detail"),
     path("history/<str:interaction_id>/regenerate", stream.regenerate, name="regenerate"),
     path("conversations/<str:conversation_id>/", conversation.conversation_page, name="conversation"),
@@ -28,6 +30,13 @@ urlpatterns = [
     path("api/interactions/export.jsonl", api.export, {"fmt": "jsonl"}, name="api_export_jsonl"),
     path("api/interactions/export.csv", api.export, {"fmt": "csv"}, name="api_export_csv"),
     path("api/interactions/<str:interaction_id>", api.interaction, name="api_interaction"),
+    path("api/interactions/<str:interaction_id>/marks", marks.api_marks, name="api_interaction_marks"),
+    # Prompt templates (app/views/templates_page.py): the page, and the JSON list the prompt box reads.
+    path("templates/", templates_page.templates_page, name="templates"),
+    path("templates/<str:template_id>/", templates_page.template_detail, name="template_detail"),
+    path("templates/<str:template_id>/delete", templates_page.delete_template, name="template_delete"),
+    path("api/templates", templates_page.api_templates, name="api_templates"),
+    path("api/templates/<str:template_id>", templates_page.api_template, name="api_template"),
     # The OpenAI-compatible API (app/views/openai_api.py): any other /v1 address is an OpenAI-shaped 404.
     path("v1/models", openai_api.list_models, name="openai_models"),
     path("v1/models/<path:model_id>", openai_api.retrieve_model, name="openai_model"),

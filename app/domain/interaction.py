@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.ids import new_interaction_id, utc_now
+from app.domain.marks import with_marks
 from app.domain.search import document_keys, document_tokens
 
 STATUS_OK = "ok"
@@ -99,6 +100,12 @@ class Interaction:
         """The conversation this record belongs to (its own id for a one-turn conversation)."""
         return self.conversation_id or self.id
 
+    # The visitor's marks (app/domain/marks.py): a star, normalised tags, and how many times they were
+    # changed (``marks_rev``, the compare-and-set counter of app/services/mongo_marks.py; 0: never).
+    starred: bool = False
+    tags: list[str] = field(default_factory=list)
+    marks_rev: int = 0
+
     @property
     def pending(self) -> bool:
         return self.status == STATUS_PENDING
@@ -117,7 +124,11 @@ class Interaction:
         tokens = document_tokens(self.prompt, self.output)
         return {
             "search_tokens": tokens,
-            "search_keys": document_keys(tokens, model=self.model, task=self.task, status=self.status),
+            "search_keys": with_marks(
+                document_keys(tokens, model=self.model, task=self.task, status=self.status),
+                tags=self.tags,
+                starred=self.starred,
+            ),
         }
 
 

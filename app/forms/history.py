@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django import forms
 
 from app.domain.filters import MAX_PAGE_SIZE, HistoryFilter
+from app.domain.marks import normalize_tag
 from app.errors import (
     HISTORY_BAD_DATE,
     HISTORY_BAD_LIMIT,
@@ -18,6 +19,7 @@ from app.errors import (
     IMPORT_NO_FILE,
     IMPORT_TOO_LARGE,
     InvalidCursor,
+    InvalidTags,
 )
 from app.services.history import PAGE_SIZE, STATUSES
 from app.services.mongo_documents import decode_cursor
@@ -26,7 +28,7 @@ from app.services.search.service import MODES, SORTS, merge_filters, ranked_offs
 
 MAX_QUERY_CHARS = 200
 IMPORT_MAX_MB = 50
-FILTER_FIELDS: tuple[str, ...] = ("q", "model", "task", "status", "since", "until", "sort", "mode")
+FILTER_FIELDS: tuple[str, ...] = ("q", "model", "task", "status", "since", "until", "sort", "mode", "starred", "tag")
 
 
 def parse_moment(value: str, *, end_of_day: bool) -> datetime:
@@ -61,6 +63,18 @@ class HistoryFilterForm(forms.Form):
     # Search: "relevance" (default with text) or "newest"; "hybrid" (default), "keyword", "semantic".
     sort = forms.ChoiceField(required=False, choices=[("", "Best match"), *((s, s) for s in SORTS)])
     mode = forms.ChoiceField(required=False, choices=[("", "Automatic"), *((m, m) for m in MODES)])
+    # Marks: only starred interactions (``starred=1``); only those with a tag (``tag=geo``, like ``tag:geo``).
+    starred = forms.BooleanField(required=False)
+    tag = forms.CharField(required=False, max_length=100)
+
+    def clean_tag(self) -> str:
+        value = (self.cleaned_data.get("tag") or "").strip()
+        if not value:
+            return ""
+        try:
+            return normalize_tag(value)
+        except InvalidTags as exc:
+            raise forms.ValidationError(exc.message, code="bad_tag") from None
 
     def clean_since(self) -> datetime | None:
         value = self.cleaned_data.get("since") or ""
@@ -98,6 +112,8 @@ class HistoryFilterForm(forms.Form):
             status=data.get("status") or "",
             since=data.get("since"),
             until=data.get("until"),
+            starred=bool(data.get("starred")),
+            tags=(data["tag"],) if data.get("tag") else (),
         )
         return merge_filters(parse(self.query_text()), form_filter)
 

@@ -56,6 +56,8 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "parent_id": interaction.parent_id,
         "turns_dropped": interaction.turns_dropped,
         "thread_hash": _thread_hash(interaction),
+        "starred": interaction.starred,
+        "tags": list(interaction.tags),
         **interaction.search_fields(),
     }
 
@@ -98,6 +100,9 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         conversation_id=_optional_text(doc.get("conversation_id")),
         parent_id=_optional_text(doc.get("parent_id")),
         turns_dropped=doc["turns_dropped"] if isinstance(doc.get("turns_dropped"), int) else 0,
+        starred=doc.get("starred") is True,
+        tags=[tag for tag in doc.get("tags") or () if isinstance(tag, str)],
+        marks_rev=doc["marks_rev"] if isinstance(doc.get("marks_rev"), int) else 0,
     )
 
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from app.domain.interaction import STATUS_INTERRUPTED, STATUS_PENDING, Interaction, Scope
 from app.services.mongo_documents import from_document, parse_interaction_id, to_document
+from app.services.mongo_marks import replace_final
 from app.services.mongo_repo import InteractionRepository, store_errors
 from app.services.mongo_scan import record_days
 
@@ -52,9 +52,8 @@ def write_record(repo: InteractionRepository, interaction: Interaction) -> None:
         return
     document = to_document(interaction)
     with store_errors("final write"):
-        try:
-            repo.collection.replace_one({"_id": document["_id"], "deleted_at": None}, document, upsert=True)
-        except DuplicateKeyError:
+        # Stars and tags set while it was generating are carried over (app/services/mongo_marks.py).
+        if not replace_final(repo, document):
             logger.info("Interaction %s was deleted while generating; final answer not stored", interaction.id)
             return
         record_days(repo.days, [(interaction.owner, interaction.created_at)])
@@ -141,10 +140,12 @@ def mark_interrupted(repo: InteractionRepository, record: Interaction) -> bool:
         **record.search_fields(),  # the status is a search key; the partial text is searchable
     }
     seen: Any = record.checkpoint if record.checkpoint else {"$in": [0, None]}  # a checkpoint since: still alive
+    # A star or tag set since the read also moved ``marks_rev``: try again on the next sweep (mongo_marks.py).
+    marks: Any = record.marks_rev if record.marks_rev else None
     with store_errors("reap"):
         result = repo.collection.update_one(
-            {"_id": parse_interaction_id(record.id), "status": STATUS_PENDING, "checkpoint": seen},
-            {"$set": update},
+            {"_id": parse_interaction_id(record.id), "status": STATUS_PENDING, "checkpoint": seen, "marks_rev": marks},
+            {"$set": update, "$inc": {"marks_rev": 1}},
         )
     if result.modified_count != 1:
         return False

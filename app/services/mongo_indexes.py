@@ -17,6 +17,12 @@ DAY_INDEXES: tuple[IndexModel, ...] = (
 RATE_SUFFIX = "_rate"
 RATE_INDEXES: tuple[IndexModel, ...] = (IndexModel([("expires_at", ASCENDING)], name="rate_ttl", expireAfterSeconds=0),)
 
+# Prompt templates (app/services/mongo_templates.py): one document per template, a name once per owner.
+TEMPLATES_SUFFIX = "_templates"
+TEMPLATE_INDEXES: tuple[IndexModel, ...] = (
+    IndexModel([("owner", ASCENDING), ("name", ASCENDING)], name="owner_name_unique", unique=True),
+)
+
 INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("created_at", DESCENDING)], name="created_at_desc"),
     IndexModel([("session_id", ASCENDING)], name="session_id"),

@@ -48,7 +48,15 @@ from app.services.mongo_documents import (
     parse_interaction_id,
     to_document,
 )
-from app.services.mongo_indexes import DAY_INDEXES, DELETED_RETENTION_SECONDS, INDEXES, RATE_INDEXES, RATE_SUFFIX
+from app.services.mongo_indexes import (
+    DAY_INDEXES,
+    DELETED_RETENTION_SECONDS,
+    INDEXES,
+    RATE_INDEXES,
+    RATE_SUFFIX,
+    TEMPLATE_INDEXES,
+    TEMPLATES_SUFFIX,
+)
 from app.services.mongo_scan import ScanRequest, next_page_window, record_days, scan_history
 from app.services.per_process import PerProcess
 from app.services.search import hooks as search_hooks
@@ -176,6 +184,7 @@ class InteractionRepository:
             names += self.vocabulary.create_indexes(list(VOCABULARY_INDEXES))
             names += ensure_search_indexes(self.collection)
             names += self.sibling(RATE_SUFFIX).create_indexes(list(RATE_INDEXES))
+            names += self.sibling(TEMPLATES_SUFFIX).create_indexes(list(TEMPLATE_INDEXES))
         logger.info("MongoDB indexes ensured on %s.%s: %s", self._db_name, self._collection_name, ", ".join(names))
         return names
 

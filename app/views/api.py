@@ -59,6 +59,8 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "source": interaction.source,
         "api_key": interaction.api_key,
         "messages": interaction.messages,
+        "starred": interaction.starred,
+        "tags": list(interaction.tags),
     }
 
 

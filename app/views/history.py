@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from app.domain.filters import HistoryFilter
 from app.errors import LOGIN_REQUIRED_TO_CLAIM, LoginRequired, StoreUnavailable
 from app.forms.history import HistoryFilterForm, ImportForm, filter_form
-from app.services import history
+from app.services import history, history_import, marks
 from app.services.conversations import page_turn_counts
 from app.services.search.service import SearchPage, history_search
 from app.views._htmx import HtmxHttpRequest, htmx_action, renders_problems, vary_on_htmx
@@ -110,7 +110,17 @@ def history_page(request: HtmxHttpRequest) -> HttpResponse:
         deleted_id=request.GET.get("deleted", ""),
         notice=request.session.pop(NOTICE_KEY, ""),
     )
+    context.update(_tag_options(request, form))
     return render(request, HISTORY, context, status=status)
+
+
+def _tag_options(request: HtmxHttpRequest, form: HistoryFilterForm) -> dict[str, Any]:
+    """The owner's tags for the tag filter (none while the store is down: the page says why elsewhere)."""
+    try:
+        tags = marks.owner_tags(scope=visitor_scope(request))
+    except StoreUnavailable:
+        tags = []
+    return {"owner_tags": tags, "tag_listed": form.data.get("tag", "") in {tag for tag, _count in tags}}
 
 
 def _claimable(request: HtmxHttpRequest) -> bool:
@@ -180,7 +190,7 @@ def import_history(request: HtmxHttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, IMPORT, {"form": form}, status=400)
     try:
-        report = history.import_jsonl(form.cleaned_data["file"], scope=visitor_scope(request))
+        report = history_import.import_jsonl(form.cleaned_data["file"], scope=visitor_scope(request))
     except StoreUnavailable as exc:
         return render(request, IMPORT, {"form": ImportForm(), "problem": exc.message}, status=503)
     return render(request, IMPORT, {"form": ImportForm(), "report": report})

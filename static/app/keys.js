@@ -175,7 +175,7 @@
     var target = event.target;
     var box = promptBox();
     if (box && target === box) {
-      onPromptKey(event, box);
+      if (!event.defaultPrevented) onPromptKey(event, box); // box.js handled the template listbox
       if (event.defaultPrevented || event.key !== "Escape") return;
     }
     if (event.key === "Escape") {

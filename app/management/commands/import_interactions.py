@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from app.domain.interaction import Scope
 from app.errors import StoreUnavailable
 from app.management.commands._progress import ProgressBar
-from app.services.history import import_jsonl
+from app.services.history_import import import_jsonl
 from app.services.mongo_repo import get_repository
 
 

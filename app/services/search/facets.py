@@ -41,7 +41,7 @@ class Facets:
 
 @dataclass(frozen=True)
 class FacetEntry:
-    """What one result contributes: its model, its status and its tags (none exist yet)."""
+    """What one result contributes: its model, its status and its tags."""
 
     model: str
     status: str

@@ -5,7 +5,7 @@
 * bare words must all match (the last one, while still being typed, may be the start of a word);
 * ``"a phrase"`` must appear as consecutive words; ``-word`` / ``-"a phrase"`` must not appear;
 * ``model:`` / ``status:`` narrow to one model / status, ``tag:`` to interactions carrying that tag
-  (nothing carries tags yet, so a ``tag:`` query matches nothing until they exist);
+  (each ``tag:`` must be carried; tags are the visitor's own, see app/domain/marks.py);
 * ``after:D`` keeps interactions from the start of UTC day ``D`` on, ``before:D`` those before it.
 
 Everything is a sensible reading, never an error: an unbalanced quote reads as plain words, an

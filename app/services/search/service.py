@@ -74,7 +74,8 @@ def ranked_offset(cursor: str | None) -> int | None:
 
 
 def needs_ranking(query: ParsedQuery) -> bool:
-    return bool(query.has_terms or query.excluded or query.excluded_phrases or query.tags)
+    # ``tag:`` alone narrows like a filter (an indexed search key), so it needs no ranking.
+    return bool(query.has_terms or query.excluded or query.excluded_phrases)
 
 
 def merge_filters(query: ParsedQuery, filters: HistoryFilter) -> HistoryFilter:
@@ -86,6 +87,7 @@ def merge_filters(query: ParsedQuery, filters: HistoryFilter) -> HistoryFilter:
         search=SearchQuery(words=query.required_words, prefix=query.prefix),
         model=query.model or filters.model,
         status=query.status or filters.status,
+        tags=tuple(dict.fromkeys((*filters.tags, *query.tags))),
         since=since,
         until=until,
     )
@@ -103,8 +105,10 @@ def _accepts(item: Interaction, query: ParsedQuery, filters: HistoryFilter) -> b
         return False
     if filters.until is not None and item.created_at >= filters.until:
         return False
-    if query.tags:
-        return False  # no interaction carries tags yet
+    if filters.starred and not item.starred:
+        return False
+    if filters.tags and not set(filters.tags) <= set(item.tags):
+        return False
     return not excluded(query, tokenize(item.prompt), tokenize(item.output))
 
 
@@ -256,7 +260,9 @@ def history_search(
     else:
         order = [hit.id for hit in semantic]
     entries = {hit.id: FacetEntry(model=hit.model, status=hit.status) for hit in semantic}
-    entries.update({item.id: FacetEntry(model=item.model, status=item.status) for item in keyword_items})
+    entries.update(
+        {item.id: FacetEntry(model=item.model, status=item.status, tags=tuple(item.tags)) for item in keyword_items}
+    )
     used_sort = sort if sort in SORTS else "relevance"
     if used_sort == "newest":
         created = {hit.id: hit.created_ms for hit in semantic}

@@ -23,7 +23,7 @@ from app.domain.interaction import Scope
 from app.domain.text import is_storable
 from app.errors import PROMPT_UNSTORABLE
 from app.services import answer_cache, rate_limit
-from app.services.history import REJECT_UNSTORABLE, import_jsonl
+from app.services.history_import import REJECT_UNSTORABLE, import_jsonl
 
 pytestmark = pytest.mark.usefixtures("app_settings")
 

@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from app.domain.filters import HistoryFilter
 from app.domain.ids import utc_now
 from app.domain.interaction import Interaction, Scope
-from app.services import history
+from app.services import history, history_import
 from app.services.live_generations import worker_name
 from app.services.mongo_documents import from_document
 from app.services.mongo_generation import INTERRUPTED_MESSAGE, write_record
@@ -89,7 +89,7 @@ def test_documents_from_before_durable_generation_still_load() -> None:
 
 def test_an_exported_pending_record_is_imported_as_interrupted() -> None:
     line = {"prompt": "p", "output": "half", "created_at": "2026-11-30T10:00:00Z", "status": "pending"}
-    assert history.record_to_interaction(line, scope=SCOPE).status == "interrupted"
+    assert history_import.record_to_interaction(line, scope=SCOPE).status == "interrupted"
 
 
 def test_a_record_naming_this_process_that_it_does_not_run_is_reaped(store_settings: SettingsWrapper) -> None:

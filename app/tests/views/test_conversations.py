@@ -18,7 +18,7 @@ from app.domain.filters import HistoryFilter
 from app.domain.generation import ChatTurn, GenerationParams
 from app.domain.interaction import STATUS_PENDING, Interaction, Scope
 from app.errors import CONVERSATION_TOO_LONG, FOLLOW_UP_NOT_FOUND, FOLLOW_UP_NOT_READY
-from app.services import answer_cache, generation, history, rate_limit
+from app.services import answer_cache, generation, history, history_import, rate_limit
 from app.services.context_window import estimate_tokens, fit, meter_for
 from app.services.engines.transformers_service import NLPService
 from app.services.model_registry import service_for
@@ -351,12 +351,12 @@ def test_export_and_import_keep_threads_and_dangling_parents(client: Client) -> 
     by_prompt = {row["prompt"]: row for row in rows}
     assert by_prompt["two"]["parent_id"] == chain[0].id and by_prompt["two"]["conversation_id"] == chain[0].id
     csv_text = "".join(history.export_csv(scope=scope, filters=HistoryFilter()))
-    assert csv_text.splitlines()[0].endswith("conversation_id,parent_id")
+    assert csv_text.splitlines()[0].endswith("conversation_id,parent_id,starred,tags")
     other = Scope(session_id="importer")
     # Another history imports two turns without their ids (new records) and without the root: their parents
     # point at nothing there, and stay as they are (dangling branch roots, not errors).
     partial = [json.dumps({**by_prompt[name], "id": None}) for name in ("two", "three")]
-    report = history.import_jsonl(partial, scope=other)
+    report = history_import.import_jsonl(partial, scope=other)
     assert report.inserted == 2
     docs = {doc["prompt"]: doc for doc in get_repository().collection.find({"owner": other.owner})}
     assert docs["three"]["parent_id"] == chain[1].id and docs["two"]["parent_id"] == chain[0].id
@@ -367,7 +367,7 @@ def test_export_and_import_keep_threads_and_dangling_parents(client: Client) -> 
     session.save()
     shown = page.get(f"/conversations/{chain[0].id}/")
     assert shown.status_code == 200 and shown.content.decode().count("data-turn-id=") == 1
-    bad = history.import_jsonl(
+    bad = history_import.import_jsonl(
         [json.dumps({"prompt": "p", "created_at": "2026-01-01T00:00:00Z", "parent_id": {"$gt": ""}})], scope=other
     )
     assert bad.inserted == 0 and THREAD_IDS_INVALID in str(bad.rejected)

@@ -18,8 +18,8 @@ from app.domain.filters import HistoryFilter
 from app.domain.interaction import STATUS_ERROR, Interaction, Scope
 from app.domain.search import parse_query
 from app.errors import IMPORT_NO_FILE
-from app.services import history
-from app.services.history import import_jsonl
+from app.services import history, history_import
+from app.services.history_import import import_jsonl
 from app.services.mongo_repo import get_repository
 from app.views._visitor import VISITOR_KEY
 
@@ -128,15 +128,15 @@ def test_import_rejects_bad_lines_with_reasons_and_keeps_the_good_ones() -> None
     report = import_jsonl(lines, scope=ALICE)
     assert report.inserted == 1
     assert [(r.line, r.reason) for r in report.rejected] == [
-        (2, history.REJECT_NOT_JSON),
-        (3, history.REJECT_NOT_OBJECT),
-        (4, history.REJECT_PROMPT),
-        (5, history.REJECT_CREATED_AT),
-        (6, history.REJECT_ID),
-        (7, history.REJECT_STATUS),
-        (8, history.REJECT_TOKENS),
-        (10, history.REJECT_DUPLICATE_IN_FILE),
-        (11, history.REJECT_NOT_UTF8),
+        (2, history_import.REJECT_NOT_JSON),
+        (3, history_import.REJECT_NOT_OBJECT),
+        (4, history_import.REJECT_PROMPT),
+        (5, history_import.REJECT_CREATED_AT),
+        (6, history_import.REJECT_ID),
+        (7, history_import.REJECT_STATUS),
+        (8, history_import.REJECT_TOKENS),
+        (10, history_import.REJECT_DUPLICATE_IN_FILE),
+        (11, history_import.REJECT_NOT_UTF8),
     ]
     stored = get_repository().page(scope=ALICE).items[0]
     assert stored.created_at == datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
@@ -155,7 +155,7 @@ def test_upload_form_imports_and_reports(client: Client) -> None:
     html = response.content.decode()
     assert response.status_code == 200
     assert "<strong>1</strong> imported" in html
-    assert f"<td>2</td><td>{history.REJECT_NOT_JSON}</td>" in html
+    assert f"<td>2</td><td>{history_import.REJECT_NOT_JSON}</td>" in html
     assert "uploaded" in client.get("/history/").content.decode()
 
 
