@@ -255,6 +255,14 @@ class Ask:
     source: str | None = None
     api_key: str | None = None
     end_user: str | None = None
+    # One of the answers of a comparison (``/compare/``), whose prompts the rate limit already counted
+    # all at once (a comparison of N models is N prompts).
+    comparison_id: str | None = None
+    rate_counted: bool = False
+
+    def record_links(self) -> dict[str, Any]:
+        """The records a new record points to: the answer it regenerates, the comparison it belongs to."""
+        return {"regenerated_from": self.regenerated_from, "comparison_id": self.comparison_id}
 
     def record_params(self) -> dict[str, Any]:
         """The parameters a record keeps: the decoding settings, and the stop strings when there are any."""

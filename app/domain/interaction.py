@@ -86,6 +86,8 @@ class Interaction:
     checkpoint: int = 0
     stop_requested_at: datetime | None = None
     worker: str | None = None
+    # One prompt sent to several models at once (``/compare/``): every answer of it has the same id.
+    comparison_id: str | None = None
 
     @property
     def pending(self) -> bool:

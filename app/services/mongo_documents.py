@@ -51,6 +51,7 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "checkpoint": interaction.checkpoint,
         "stop_requested_at": interaction.stop_requested_at,
         "worker": interaction.worker,
+        "comparison_id": interaction.comparison_id,
         **interaction.search_fields(),
     }
 
@@ -84,6 +85,7 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         checkpoint=doc["checkpoint"] if isinstance(doc.get("checkpoint"), int) else 0,
         stop_requested_at=_optional_datetime(doc.get("stop_requested_at")),
         worker=_optional_text(doc.get("worker")),
+        comparison_id=_optional_text(doc.get("comparison_id")),
     )
 
 

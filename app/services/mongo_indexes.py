@@ -45,4 +45,6 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("embedded_at", ASCENDING)], name="owner_embedded_at"),
     # The reaper (app/services/reaper.py): pending generations whose heartbeat is old.
     IndexModel([("status", ASCENDING), ("heartbeat_at", ASCENDING)], name="status_heartbeat"),
+    # Comparisons (app/services/comparisons.py): the answers of one comparison, by owner.
+    IndexModel([("owner", ASCENDING), ("comparison_id", ASCENDING)], name="owner_comparison"),
 )
