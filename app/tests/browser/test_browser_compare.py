@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +50,13 @@ def two_slow_models(app_settings: SettingsWrapper, second_model: Path) -> Iterat
 
 
 def records(prompt: str) -> list[dict[str, object]]:
-    return list(get_repository().collection.find({"prompt": prompt}).sort("_id", 1))
+    """The records once their final writes landed (one can wait a moment in the outbox behind another)."""
+    deadline = time.monotonic() + 10
+    while True:
+        docs = list(get_repository().collection.find({"prompt": prompt}).sort("_id", 1))
+        if all(doc["status"] != "pending" for doc in docs) or time.monotonic() > deadline:
+            return docs
+        time.sleep(0.05)
 
 
 def start_comparison(page: Page, base: str, prompt: str, tokens: str) -> None:
