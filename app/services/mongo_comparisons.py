@@ -12,10 +12,13 @@ MAX_ANSWERS = 10  # a comparison has 2–3; the bound only keeps a hostile store
 
 
 def comparison_answers(repo: InteractionRepository, *, scope: Scope, comparison_id: str) -> list[Interaction]:
-    """The scope's answers of that comparison in the order they were started (``[]`` if none)."""
+    """The scope's answers of that comparison in the order they were started (``[]`` if none).
+
+    Deleted answers are left out (a deleted record keeps its id until the TTL purges it).
+    """
     with store_errors("comparison read"):
         cursor = (
-            repo.collection.find({"comparison_id": comparison_id, **scope.query()})
+            repo.collection.find({"comparison_id": comparison_id, "deleted_at": None, **scope.query()})
             .sort([("_id", ASCENDING)])
             .limit(MAX_ANSWERS)
         )
