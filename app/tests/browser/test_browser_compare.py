@@ -158,6 +158,15 @@ def test_diff_two_history_rows_picked_with_clicks_and_with_keys(
     page.get_by_role("link", name="Show side by side").click()
     expect(page.locator("#diff-a")).to_contain_text("third")
     expect(page.locator("#diff-b")).to_contain_text("first")
+    assert_accessible(page)
+    page.get_by_role("link", name="Swap A and B").click()
+    expect(page.locator("#diff-a")).to_contain_text("first")
+    page.get_by_role("link", name="Details of A").click()
+    page.get_by_role("link", name="Diff with…").click()  # from an answer's page
+    assert_accessible(page)
+    page.get_by_role("link", name=re.compile("Second question")).click()
+    expect(page.locator("#diff-inline del")).to_contain_text("first")
+    expect(page.locator("#diff-inline ins")).to_contain_text("second")
 
     page.goto(f"{base}/history/")
     page.locator("h1").click()
