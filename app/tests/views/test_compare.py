@@ -175,6 +175,18 @@ def test_a_comparison_of_n_models_counts_n_prompts(settings: SettingsWrapper, th
         generation.start_stream(ask, scope)
 
 
+def test_more_models_than_the_burst_allows_is_refused_with_the_reason(
+    settings: SettingsWrapper, three_models: list[str]
+) -> None:
+    settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST = 10, 2
+    ask = Ask(prompt="Too many at once", params=GenerationParams(max_new_tokens=2))
+    with pytest.raises(RateLimited, match="RATE_LIMIT_BURST"):
+        comparisons.start_comparison(ask, three_models, Scope(session_id="burst"))
+    assert stored("Too many at once") == []
+    comparisons.start_comparison(ask, three_models[:2], Scope(session_id="burst")).wait(30)  # 2 fit
+    assert len(settled("Too many at once")) == 2
+
+
 def test_another_visitors_comparison_is_not_found(two_models: list[str]) -> None:
     ask = Ask(prompt="Mine", params=GenerationParams(max_new_tokens=2))
     comparison = comparisons.start_comparison(ask, two_models, Scope(session_id="owner"))
