@@ -108,6 +108,10 @@ class InvalidCursor(DomainError):
 # --- Serving limits and model choice ----------------------------------------------------------
 QUEUE_FULL = "The model is busy: {waiting} requests are already waiting. Please try again in {seconds} s."
 RATE_LIMITED = "Too many prompts in a short time. Please wait {seconds} s before sending another one."
+RATE_LIMITED_BURST = (
+    "{count} prompts at once are more than this server allows at once ({burst}, RATE_LIMIT_BURST): "
+    "compare fewer models."
+)
 MODEL_NOT_OFFERED = "Pick one of the offered models."
 STREAM_NOT_FOUND = "That generation is not running any more."
 
@@ -140,6 +144,19 @@ class ModelNotOffered(DomainError):
 
     def __init__(self, message: str = MODEL_NOT_OFFERED) -> None:
         super().__init__(message)
+
+
+COMPARISON_NOT_FOUND = "No such comparison."
+
+
+class InvalidDiffRequest(DomainError):
+    """``/diff/`` without two valid interaction ids: 400 when nothing was given, else 422."""
+
+    status = 422
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class StreamNotFound(DomainError):

@@ -2,7 +2,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from app.views import api, conversation, history, marks, openai_api, ops, prompt, stats, stream, templates_page
+from app.views import (
+    api,
+    compare,
+    conversation,
+    history,
+    marks,
+    openai_api,
+    ops,
+    prompt,
+    stats,
+    stream,
+    templates_page,
+)
 
 app_name = "app"
 
@@ -25,6 +37,13 @@ urlpatterns = [
     path("stream/", stream.stream_start, name="stream_start"),
     path("stream/<str:stream_id>/events", stream.stream_events, name="stream_events"),
     path("stream/<str:stream_id>/stop", stream.stream_stop, name="stream_stop"),
+    # Compare and diff (app/views/compare.py)
+    path("compare/", compare.compare, name="compare"),
+    path("compare/stream/<str:stream_id>/events", compare.compare_events, name="compare_events"),
+    path("compare/<str:comparison_id>/", compare.comparison_detail, name="comparison"),
+    path("compare/<str:comparison_id>/stop", compare.compare_stop, name="compare_stop"),
+    path("diff/", compare.diff, name="diff"),
+    path("diff/pick/", compare.diff_pick, name="diff_pick"),
     path("api/generate", api.generate, name="api_generate"),
     path("api/interactions", api.list_interactions, name="api_interactions"),
     path("api/interactions/export.jsonl", api.export, {"fmt": "jsonl"}, name="api_export_jsonl"),

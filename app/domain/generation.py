@@ -262,6 +262,14 @@ class Ask:
     parent_id: str | None = None
     turns_dropped: int = 0
     record_messages: bool = True
+    # One of the answers of a comparison (``/compare/``), whose prompts the rate limit already counted
+    # all at once (a comparison of N models is N prompts).
+    comparison_id: str | None = None
+    rate_counted: bool = False
+
+    def record_links(self) -> dict[str, Any]:
+        """The records a new record points to: the answer it regenerates, the comparison it belongs to."""
+        return {"regenerated_from": self.regenerated_from, "comparison_id": self.comparison_id}
 
     def record_params(self) -> dict[str, Any]:
         """The parameters a record keeps: the decoding settings, and the stop strings when there are any."""

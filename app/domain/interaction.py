@@ -105,6 +105,8 @@ class Interaction:
     starred: bool = False
     tags: list[str] = field(default_factory=list)
     marks_rev: int = 0
+    # One prompt sent to several models at once (``/compare/``): every answer of it has the same id.
+    comparison_id: str | None = None
 
     @property
     def pending(self) -> bool:

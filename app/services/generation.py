@@ -78,7 +78,7 @@ def prepare(ask: Ask, scope: Scope) -> GenerationService:
     """Check the model, its parameters and the visitor's rate limit; return the service to use."""
     service = service_for(ask.model)
     check_params_for_task(ask.params, service.task)
-    check_rate_limit(scope.owner)
+    check_rate_limit(scope.owner, prompts=0 if ask.rate_counted else 1)
     return service
 
 
@@ -352,7 +352,7 @@ def _record(ask: Ask, scope: Scope, service: GenerationService, **fields: Any) -
         task=service.task,
         **scope.owner_fields(),
         params=ask.record_params(),
-        regenerated_from=ask.regenerated_from,
+        **ask.record_links(),
         source=ask.source,
         api_key=ask.api_key,
         end_user=ask.end_user,

@@ -58,6 +58,7 @@ def to_document(interaction: Interaction) -> dict[str, Any]:
         "thread_hash": _thread_hash(interaction),
         "starred": interaction.starred,
         "tags": list(interaction.tags),
+        "comparison_id": interaction.comparison_id,
         **interaction.search_fields(),
     }
 
@@ -103,6 +104,7 @@ def from_document(doc: dict[str, Any]) -> Interaction:
         starred=doc.get("starred") is True,
         tags=[tag for tag in doc.get("tags") or () if isinstance(tag, str)],
         marks_rev=doc["marks_rev"] if isinstance(doc.get("marks_rev"), int) else 0,
+        comparison_id=_optional_text(doc.get("comparison_id")),
     )
 
 

@@ -55,4 +55,6 @@ INDEXES: tuple[IndexModel, ...] = (
     IndexModel([("owner", ASCENDING), ("thread_hash", ASCENDING)], name="owner_thread_hash"),
     # The reaper (app/services/reaper.py): pending generations whose heartbeat is old.
     IndexModel([("status", ASCENDING), ("heartbeat_at", ASCENDING)], name="status_heartbeat"),
+    # Comparisons (app/services/comparisons.py): the answers of one comparison, by owner.
+    IndexModel([("owner", ASCENDING), ("comparison_id", ASCENDING)], name="owner_comparison"),
 )

@@ -31,7 +31,7 @@ from django.conf import settings
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from app.errors import RATE_LIMITED, RateLimited
+from app.errors import RATE_LIMITED, RATE_LIMITED_BURST, RateLimited
 from app.services.mongo_indexes import RATE_SUFFIX
 from app.services.mongo_repo import get_repository
 
@@ -63,10 +63,11 @@ class TokenBucketLimiter:
     def enabled(self) -> bool:
         return self.per_minute > 0
 
-    def check(self, key: str) -> None:
-        """Take one token for ``key`` or raise ``RateLimited``."""
-        if not self.enabled:
+    def check(self, key: str, cost: int = 1) -> None:
+        """Take ``cost`` tokens for ``key`` (all or none) or raise ``RateLimited``."""
+        if not self.enabled or cost <= 0:
             return
+        _check_cost(key, cost, self.burst)
         rate = self.per_minute / 60.0
         now = self._clock()
         with self._lock:
@@ -77,10 +78,10 @@ class TokenBucketLimiter:
                 bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), updated=now)
             bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * rate)
             bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+            if bucket.tokens >= cost:
+                bucket.tokens -= cost
                 return
-            wait = math.ceil((1.0 - bucket.tokens) / rate)
+            wait = math.ceil((cost - bucket.tokens) / rate)
         raise _refused(key, wait)
 
     def _forget_full_buckets(self, now: float, rate: float) -> None:
@@ -88,6 +89,13 @@ class TokenBucketLimiter:
         full = [key for key, b in self._buckets.items() if b.tokens + (now - b.updated) * rate >= self.burst]
         for key in full:
             del self._buckets[key]
+
+
+def _check_cost(key: str, cost: int, burst: int) -> None:
+    """More prompts at once than the burst allows can never pass: say so instead of "wait"."""
+    if cost > burst:
+        logger.info("Rate limit: visitor %s… asked for %d prompts at once (burst %d)", key[:8], cost, burst)
+        raise RateLimited(RATE_LIMITED_BURST.format(count=cost, burst=burst), retry_after=60)
 
 
 def _refused(key: str, wait: int) -> RateLimited:
@@ -129,18 +137,19 @@ class SharedRateLimiter:
         """True while the store is unreachable and this process counts on its own."""
         return self._counting_locally
 
-    def check(self, key: str) -> None:
-        """Take one prompt of ``key``'s allowance or raise ``RateLimited``."""
-        if not self.enabled:
+    def check(self, key: str, cost: int = 1) -> None:
+        """Take ``cost`` prompts of ``key``'s allowance (all or none) or raise ``RateLimited``."""
+        if not self.enabled or cost <= 0:
             return
+        _check_cost(key, cost, self.burst)
         if time.monotonic() < self._local_until:
-            self.local.check(key)
+            self.local.check(key, cost)
             return
         try:
-            self._check_shared(key)
+            self._check_shared(key, cost)
         except PyMongoError as exc:
             self._fall_back(exc)
-            self.local.check(key)
+            self.local.check(key, cost)
             return
         if self._counting_locally:
             with self._lock:
@@ -148,9 +157,11 @@ class SharedRateLimiter:
             if back:
                 logger.info("Rate limit counted in MongoDB again (shared by every worker)")
 
-    def _check_shared(self, key: str) -> None:
+    def _check_shared(self, key: str, cost: int = 1) -> None:
         interval = 60.0 / self.per_minute
-        tolerance = (self.burst - 1) * interval
+        # ``cost`` prompts fit while the last of them would still be within the burst.
+        tolerance = (self.burst - cost) * interval
+        horizon = self.burst * interval  # when the allowance is full again, at the latest
         collection = self._collection()
         for _attempt in range(2):
             now = self._clock()
@@ -160,8 +171,8 @@ class SharedRateLimiter:
                     [
                         {
                             "$set": {
-                                "tat": {"$add": [{"$max": ["$tat", now]}, interval]},
-                                "expires_at": {"$literal": datetime.fromtimestamp(now + tolerance + interval, UTC)},
+                                "tat": {"$add": [{"$max": ["$tat", now]}, cost * interval]},
+                                "expires_at": {"$literal": datetime.fromtimestamp(now + horizon, UTC)},
                             }
                         }
                     ],
@@ -208,9 +219,12 @@ def get_limiter() -> SharedRateLimiter:
         return _limiter
 
 
-def check_rate_limit(owner: str) -> None:
-    """Count one prompt for this visitor (``Scope.owner``) or raise ``RateLimited``."""
-    get_limiter().check(owner)
+def check_rate_limit(owner: str, *, prompts: int = 1) -> None:
+    """Count ``prompts`` prompts for this visitor (``Scope.owner``), all or none, or raise ``RateLimited``.
+
+    A comparison of N models counts N at once (``prompts=0`` counts nothing: already counted).
+    """
+    get_limiter().check(owner, prompts)
 
 
 def reset_rate_limits() -> None:
