@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
@@ -209,6 +210,92 @@ def _unknown_url(site: Site) -> None:
     site.go("/no/such/page/")
 
 
+def _conversation(site: Site) -> None:
+    first = site.answer(prompt="First question")
+    follow = Interaction(
+        prompt="A follow-up",
+        output=SAMPLE_MARKDOWN,
+        model="tiny",
+        task="text-generation",
+        conversation_id=first.id,
+        parent_id=first.id,
+        **site.scope().owner_fields(),
+    )
+    sibling = Interaction(
+        prompt="An edited follow-up",
+        output="Another *version*.",
+        model="tiny",
+        task="text-generation",
+        conversation_id=first.id,
+        parent_id=first.id,
+        **site.scope().owner_fields(),
+    )
+    get_repository().import_batch([follow, sibling])
+    site.go(f"/conversations/{first.id}/?at={follow.id}")
+    expect(site.page.locator(".turn")).to_have_count(2)
+
+
+def _follow_up_form(site: Site) -> None:
+    answer = site.answer()
+    site.go(f"/?follow={answer.id}")
+    expect(site.page.locator(".follow-up")).to_be_visible()
+
+
+def _templates(site: Site) -> None:
+    site.go("/templates/")
+    site.page.locator("#new-template-name").fill("summary")
+    site.page.locator("#new-template-body").fill("Summarise {{text}} in {{n}} words")
+    site.page.get_by_role("button", name="Save template").click()
+    expect(site.page.locator("#template-list li")).to_have_count(1)
+
+
+def _templates_error(site: Site) -> None:
+    site.go("/templates/")
+    site.page.locator("#new-template-name").fill("broken")
+    site.page.locator("#new-template-body").fill("Unclosed {{text")
+    site.page.get_by_role("button", name="Save template").click()
+    expect(site.page.locator(".field-error").first).to_be_visible()
+
+
+def _two_answers(site: Site) -> tuple[Interaction, Interaction]:
+    return site.answer(output="The quick brown fox jumps."), site.answer(output="The slow brown fox sleeps.")
+
+
+def _compare(site: Site) -> None:
+    site.go("/compare/")
+
+
+def _comparison(site: Site) -> None:
+    a, b = _two_answers(site)
+    for item in (a, b):
+        get_repository().collection.update_one({"_id": ObjectId(item.id)}, {"$set": {"comparison_id": a.id}})
+    site.go(f"/compare/{a.id}/")
+
+
+def _diff(site: Site) -> None:
+    a, b = _two_answers(site)
+    site.go(f"/diff/?a={a.id}&b={b.id}")
+    expect(site.page.locator("ins").first).to_be_visible()
+
+
+def _diff_side_by_side(site: Site) -> None:
+    a, b = _two_answers(site)
+    site.go(f"/diff/?a={a.id}&b={b.id}&view=side")
+
+
+def _diff_pick(site: Site) -> None:
+    a, _ = _two_answers(site)
+    site.go(f"/diff/pick/?a={a.id}")
+
+
+def _history_marks(site: Site) -> None:
+    answer = site.answer()
+    site.go(f"/history/{answer.id}/")
+    site.page.locator("main .star-button").first.click()
+    expect(site.page.locator("main .star-button[aria-pressed=true]").first).to_be_visible()
+    site.go("/history/?starred=1")
+
+
 PAGES = [
     Visit("prompt", _prompt),
     Visit("prompt-with-errors", _prompt_with_errors),
@@ -233,6 +320,16 @@ PAGES = [
     Visit("stats-empty", _stats_empty),
     Visit("not-found", _not_found),
     Visit("unknown-url", _unknown_url),
+    Visit("conversation", _conversation),
+    Visit("follow-up-form", _follow_up_form),
+    Visit("templates", _templates),
+    Visit("templates-error", _templates_error),
+    Visit("compare", _compare),
+    Visit("comparison", _comparison),
+    Visit("diff", _diff),
+    Visit("diff-side-by-side", _diff_side_by_side),
+    Visit("diff-pick", _diff_pick),
+    Visit("history-starred", _history_marks),
 ]
 
 

@@ -410,3 +410,18 @@ def v1_with(client: Client, model: str, messages: list[dict[str, str]]) -> dict[
     assert response.status_code == 200, response.content.decode()
     body: dict[str, Any] = response.json()
     return body
+
+
+def test_the_detail_page_links_to_its_conversation_even_for_a_record_from_before_threads(client: Client) -> None:
+    scope = scope_of(client)
+    root, follow = seed_chain(scope, ["first", "second"])
+    legacy = Interaction(prompt="old", output="old answer", model="tiny", task="text-generation", **scope.owner_fields())
+    legacy_doc = to_document(legacy)
+    legacy_doc.pop("conversation_id")
+    get_repository().collection.insert_one(legacy_doc)
+    for item, thread in ((follow, root.id), (legacy, legacy.id)):
+        page = client.get(f"/history/{item.id}/").content.decode()
+        link = f"/conversations/{thread}/?at={item.id}#turn-{item.id}"
+        assert link in page and f"/?follow={item.id}" in page
+        shown = client.get(link.split("#")[0])
+        assert shown.status_code == 200 and item.prompt in shown.content.decode()
