@@ -3,8 +3,9 @@
 * transformers: the tokens the model would really get (``NLPService.encode_prompt``: the chat template of
   a causal model, the joined turns and task prefix of a seq2seq one); the window is the smallest of the
   tokenizer's ``model_max_length`` and the config's position limit.
-* llama.cpp: the sidecar's context per slot (``LLAMA_CTX`` / ``LLAMA_SLOTS``). The text is not sent to
-  the server to be tokenized (a round trip per try), so its size is estimated from its characters.
+* llama.cpp: the sidecar's context per slot (``LLAMA_CTX`` / ``LLAMA_SLOTS``), and the conversation as the
+  sidecar's own chat template and tokenizer count it (``llama_tokens.chat_token_count``: two loopback
+  round trips per try); while the sidecar cannot answer, the character estimate below.
 * OpenAI-compatible servers and TGI: nothing says their window, so ``CONVERSATION_CONTEXT_TOKENS``
   (default 4096) and the same character estimate.
 
@@ -14,15 +15,20 @@ English (about 4), so it errs towards leaving a turn out rather than overflowing
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from app.domain.generation import ChatTurn
+from app.errors import DomainError
+from app.services.engines.llama_tokens import chat_token_count
 from app.services.engines.llamacpp import LlamaCppService
 from app.services.engines.transformers_service import NLPService
 from app.services.model_specs import GenerationService
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_TOKENS = 4096
 CHARS_PER_TOKEN = 3
@@ -48,9 +54,25 @@ def meter_for(service: GenerationService) -> ContextMeter:
         return _transformers_meter(service)
     if isinstance(service, LlamaCppService):
         config = service.sidecar.config
-        return ContextMeter(limit=max(1, config.ctx // max(1, config.slots)), count=estimate_tokens, exact=False)
+        return _llama_meter(service, limit=max(1, config.ctx // max(1, config.slots)))
     limit = int(settings.CONVERSATION_CONTEXT_TOKENS or DEFAULT_CONTEXT_TOKENS)
     return ContextMeter(limit=limit, count=estimate_tokens, exact=False)
+
+
+def _llama_meter(service: LlamaCppService, *, limit: int) -> ContextMeter:
+    try:
+        base_url = service.sidecar.ensure_started()  # the request needs the sidecar anyway
+    except DomainError:
+        return ContextMeter(limit=limit, count=estimate_tokens, exact=False)  # the generation reports it
+
+    def count(turns: Sequence[ChatTurn]) -> int:
+        try:
+            return chat_token_count(base_url, turns)
+        except (OSError, ValueError) as exc:
+            logger.warning("llama-server could not count a conversation (%s): estimating from its characters", exc)
+            return estimate_tokens(turns)
+
+    return ContextMeter(limit=limit, count=count, exact=True)
 
 
 def _transformers_meter(service: NLPService) -> ContextMeter:

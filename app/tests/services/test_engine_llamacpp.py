@@ -217,3 +217,21 @@ def test_unload_waits_while_an_answer_is_streaming(llama_service: LlamaCppServic
     assert llama_service.is_loaded
     request.cancel()
     assert request.wait(5).finish_reason == "cancelled"
+
+
+def test_a_follow_up_is_measured_in_the_servers_own_tokens(llama_service: LlamaCppService) -> None:
+    from app.domain.generation import ChatTurn
+    from app.services.context_window import fit, meter_for
+
+    meter = meter_for(llama_service)
+    assert meter.exact and meter.limit == llama_service.sidecar.config.ctx // llama_service.sidecar.config.slots
+    turns = [ChatTurn("user", "Hi there"), ChatTurn("assistant", "Hello!"), ChatTurn("user", "What?")]
+    counted = meter.count(turns)
+    # What the server reports for the same conversation once it generates from it:
+    request = llama_service.submit("What?", GenerationParams(max_new_tokens=1, do_sample=False), messages=turns)
+    assert counted == request.wait().prompt_tokens
+    # A conversation longer than the slot's window: the oldest pairs are left out until it fits.
+    long_turns = [ChatTurn(role, "word " * 200) for _ in range(20) for role in ("user", "assistant")]
+    dropped = fit(meter, long_turns, ChatTurn("user", "And now?"), max_new_tokens=64)
+    kept = [*long_turns[dropped * 2 :], ChatTurn("user", "And now?")]
+    assert 0 < dropped < 20 and meter.count(kept) <= meter.limit - 64
