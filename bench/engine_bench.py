@@ -1,18 +1,22 @@
 """Engine benchmark: the app's default engine vs a raw llama-server on the same GGUF file.
 
-Both sides run the bundled SmolLM2-135M-Instruct Q4_1 file with the same flags (``-t THREADS -np 8 -c 8192``):
+Both sides run the bundled SmolLM2-135M-Instruct Q4_1 file with the app's sidecar flags (``-t THREADS -np
+LLAMA_SLOTS -c LLAMA_CTX``, by default 8 slots of 2048 tokens):
 
 * **app** — the default engine as the app uses it: ``model_registry.service_for(None)`` (HF_ENGINE=auto →
   llamacpp), i.e. the ``ModelWorker`` queue, the openai SDK stream, the watched sidecar;
 * **raw** — a second ``llama-server`` process started here, spoken to with ``http.client`` directly
-  (the least a client can do: one POST, read the SSE lines).
+  (the least a client can do: one POST, read the SSE lines);
+* **raw-defaults** (section 3 only) — a third ``llama-server`` with none of our flags (``-m FILE --port N``:
+  its own thread count, slot count and context), the same bare client.
 
 Measured in one run, alternating app and raw so a busy machine shifts both alike, printed as ratios:
 
 1. decode time per token for one client (median of several 128-token answers) — goal app/raw ≤ 1.25×;
 2. total throughput with 8 concurrent clients — goal app/raw ≥ 0.8×;
-3. open-loop Poisson arrivals (at ~70 % of the measured 8-client capacity) with lengths drawn from 24–160
-   tokens: p95 time to the first token / idle time to the first token — goal ≤ 3× on the app;
+3. open-loop Poisson arrivals with lengths drawn from 24–160 tokens, at each ``--loads`` fraction (35 % and
+   70 % by default) of the raw server's measured 8-client capacity: p95 time to the first token / that
+   side's idle time to the first token — goal ≤ 3× on the app (the default engine);
 4. memory: resident set of each llama-server, of this process, and (unless ``--skip-transformers``) of a
    fresh process holding the transformers engine's float32 copy of the same model;
 5./6. (unless ``--skip-transformers``) the transformers engine itself, static batcher vs continuous batching:
@@ -20,11 +24,13 @@ Measured in one run, alternating app and raw so a busy machine shifts both alike
 
     .venv/bin/python bench/engine_bench.py             # ~2–3 minutes on 2 cores (+~30 s for transformers)
     .venv/bin/python bench/engine_bench.py --quick     # fewer repetitions
+    .venv/bin/python bench/engine_bench.py --quick --skip-transformers --loads 0.35,0.7,0.9
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import json
 import os
@@ -41,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from load_shapes import PROMPTS, Client, Sample, concurrent_throughput, decode_ms, idle_ttft, p95, poisson_ttfts  # noqa: E402
+
+from app.services.engines.sidecar import LlamaSidecar, SidecarConfig  # noqa: E402
 
 
 def raw_client(port: int) -> Client:
@@ -84,6 +92,14 @@ def raw_client(port: int) -> Client:
         return Sample(submitted, first, done, tokens or chunks)
 
     return run
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultFlags(SidecarConfig):
+    """A ``llama-server`` with its own defaults: only the model, the loopback host and a port."""
+
+    def command(self, port: int) -> list[str]:
+        return [str(self.binary), "-m", str(self.model_path), "--host", "127.0.0.1", "--port", str(port)]
 
 
 def app_client() -> Client:
@@ -202,6 +218,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-transformers", action="store_true", help="no transformers memory / batching figures")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--loads", default="0.35,0.7", help="Poisson loads, fractions of the raw 8-client capacity")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below: no orphan servers
     repeats = 3 if args.quick else 6
@@ -214,8 +231,6 @@ def main() -> int:
             "HF_ENGINE": "auto",
             "HF_MODEL": "",
             "HF_THREADS": str(args.threads),
-            "LLAMA_SLOTS": "8",
-            "LLAMA_CTX": "8192",
             "HF_QUEUE_MAX": "256",
             "LOG_LEVEL": "WARNING",
             "ENV_FILE": str(data_dir / "none.env"),
@@ -226,10 +241,8 @@ def main() -> int:
     django.setup()
     from django.conf import settings
 
-    from app.services.bundled_model import locate_bundled_gguf
     from app.services.engines.choice import close_engine_services, find_binary
     from app.services.engines.llamacpp import LlamaCppService
-    from app.services.engines.sidecar import LlamaSidecar, SidecarConfig
     from app.services.model_registry import service_for
 
     binary = find_binary()
@@ -241,20 +254,15 @@ def main() -> int:
         print(f"The default engine is not llamacpp here ({type(service).__name__}); nothing to compare.")
         return 1
     service.warm_up()
-    raw = LlamaSidecar(
-        SidecarConfig(
-            binary=binary.path,
-            model_path=locate_bundled_gguf(),
-            threads=args.threads,
-            slots=8,
-            ctx=8192,
-            log_file=data_dir / "raw-llama-server.log",
-            model_name="raw",
-        )
-    )
+    flags = service.sidecar.config
+    raw = LlamaSidecar(dataclasses.replace(flags, log_file=data_dir / "raw-llama-server.log", model_name="raw"))
     raw.ensure_started()
     app, baseline = app_client(), raw_client(raw.port)
-    print(f"llama-server: {binary.describe()}; {args.threads} thread(s), 8 slots, context 8192; both sides warm")
+    print(
+        f"llama-server: {binary.describe()}; {flags.threads} thread(s), {flags.slots} slots, context {flags.ctx} "
+        f"({flags.ctx // flags.slots} per slot); both sides warm"
+    )
+    defaults: LlamaSidecar | None = None
     try:
         for client in (app, baseline):  # warm both (first prompts fill caches)
             client(PROMPTS[0], 16)
@@ -274,14 +282,25 @@ def main() -> int:
         print(f"2. 8 clients: app {app_tps:.0f} tokens/s, raw {raw_tps:.0f} tokens/s → {app_tps / raw_tps:.2f}×")
 
         mean_length = (24 + 160) / 2
-        rate = 0.7 * min(app_tps, raw_tps) / mean_length
-        for label, client in (("app", app), ("raw", baseline)):
-            idle = idle_ttft(client, repeats + 2)
-            ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
-            print(
-                f"3. Poisson {rate:.2f} req/s, {arrivals} requests, 24–160 tokens ({label}): idle first token "
-                f"{idle * 1000:.1f} ms, p95 {p95(ttfts) * 1000:.1f} ms → {p95(ttfts) / idle:.2f}× idle"
-            )
+        defaults = LlamaSidecar(
+            DefaultFlags(**{**dataclasses.asdict(flags), "log_file": data_dir / "raw-defaults.log", "model_name": "d"})
+        )
+        defaults.ensure_started()
+        sides = {"app": app, "raw": baseline, "raw-defaults": raw_client(defaults.port)}
+        sides["raw-defaults"](PROMPTS[0], 16)
+        idle = {label: idle_ttft(client, repeats + 2) for label, client in sides.items()}
+        for load in (float(value) for value in args.loads.split(",")):
+            rate = load * raw_tps / mean_length
+            for label, client in sides.items():
+                ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
+                print(
+                    f"3. Poisson {load:.0%} of raw capacity ({rate:.2f} req/s), {arrivals} requests, 24–160 tokens "
+                    f"({label}): idle first token {idle[label] * 1000:.1f} ms, p50 "
+                    f"{statistics.median(ttfts) * 1000:.1f} ms, p95 {p95(ttfts) * 1000:.1f} ms → "
+                    f"{p95(ttfts) / idle[label]:.2f}× idle",
+                    flush=True,
+                )
+        defaults.close()
 
         app_sidecar = service.sidecar.pid
         assert app_sidecar is not None and raw.pid is not None
@@ -299,6 +318,8 @@ def main() -> int:
             transformers_section(max(8, arrivals // 2))
     finally:
         raw.close()
+        if defaults is not None:
+            defaults.close()
         close_engine_services()
     return 0
 

@@ -22,6 +22,9 @@ ENGINES: tuple[str, ...] = ("auto", "transformers", "llamacpp", "openai")
 OPENAI_APIS: tuple[str, ...] = ("chat", "completions")
 BATCHING: tuple[str, ...] = ("static", "continuous")
 MIN_CTX_PER_SLOT = 256
+# The default context of each llama-server slot (LLAMA_CTX defaults to LLAMA_SLOTS x this): an answer may be
+# up to 1024 new tokens, so 2048 leaves about 1000 tokens for the prompt or the conversation so far.
+DEFAULT_CTX_PER_SLOT = 2048
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ def engine_settings(
             "set HF_MODEL to a .gguf path (or leave it empty for the bundled model), or use HF_ENGINE=auto."
         )
     slots = parse_int("LLAMA_SLOTS", llama_slots, default=8, minimum=1, maximum=256)
-    ctx = parse_int("LLAMA_CTX", llama_ctx, default=8192, minimum=MIN_CTX_PER_SLOT, maximum=1_048_576)
+    ctx = parse_int(
+        "LLAMA_CTX", llama_ctx, default=slots * DEFAULT_CTX_PER_SLOT, minimum=MIN_CTX_PER_SLOT, maximum=1_048_576
+    )
     if ctx < slots * MIN_CTX_PER_SLOT:
         raise ImproperlyConfigured(
             f"LLAMA_CTX={ctx} is too small for LLAMA_SLOTS={slots}: llama-server splits the context between the "

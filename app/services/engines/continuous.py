@@ -4,8 +4,9 @@ The static batcher (``engines.transformers_batch.LocalBackend``) runs a batch to
 arrives meanwhile waits for the whole batch (head-of-line blocking). Here one decode loop owns the model
 and, between two decode steps:
 
-- admits every waiting request: one prefill forward over its prompt gives its KV cache and first token
-  (streamed at once), and the row joins the running batch (``DecodeBatch.admit``: the shorter side is
+- admits every waiting request: the prompts that arrived since the last step are prefilled together, in
+  one forward (left-padded, each with its own positions), which gives their KV caches and first tokens
+  (streamed at once), and the rows join the running batch (``DecodeBatch.admit``: the shorter side is
   left-padded with zero keys/values and a zero attention mask, so every row keeps its own positions);
 - runs one decode step for all rows together (``position_ids`` per row, the 2-D padding mask, one new
   cache column);
@@ -30,16 +31,16 @@ from typing import TYPE_CHECKING
 
 from app.domain.generation import GenerationResult
 from app.domain.streams import StreamEvent
-from app.errors import ModelUnavailable
-from app.services.engines.continuous_batch import DecodeBatch, LiveRow, next_token
+from app.errors import DomainError, InvalidPrompt, ModelUnavailable
+from app.services.engines.continuous_batch import DecodeBatch, LiveRow, next_tokens
 from app.services.engines.lazy_worker import LazyWorker
-from app.services.engines.transformers_batch import LocalBackend
+from app.services.engines.transformers_batch import PROMPT_NOT_ENCODABLE, LocalBackend
 from app.services.engines.transformers_model import LoadedModel, decode_text
 from app.services.engines.transformers_service import NLPService
 from app.services.engines.worker import GENERATION_FAILED, InferenceRequest
 
 if TYPE_CHECKING:
-    pass
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class ContinuousBackend:
     """A ``BatchBackend`` whose ``run_batch`` hands requests to one decode loop and returns at once.
 
     At most ``max_rows`` requests decode together; beyond that ``run_batch`` blocks, the worker's queue
-    fills and new requests get 429 as with the static batcher.
+    fills and new requests get 429 as with the static batcher. The requests of one ``run_batch`` call
+    reach the loop together, so they are prefilled in one forward.
     """
 
     def __init__(self, service: NLPService, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
@@ -69,11 +71,13 @@ class ContinuousBackend:
         self.name = service.model
         self.max_rows = max_rows
         self._slots = threading.BoundedSemaphore(max_rows)
-        self._incoming: queue.SimpleQueue[InferenceRequest] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[list[InferenceRequest]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self.steps = 0
         self.largest_batch = 0
+        self.prefills = 0
+        self.largest_prefill = 0  # the most prompts prefilled in one forward
         self._static = LocalBackend(service)
         self.on_row_finished: Callable[[InferenceRequest, list[int]], None] | None = None  # tests, benchmarks
 
@@ -82,10 +86,17 @@ class ContinuousBackend:
 
     def run_batch(self, requests: Sequence[InferenceRequest], *, load_seconds: float) -> None:
         self._ensure_thread()
+        ready: list[InferenceRequest] = []
         for request in requests:
-            self._slots.acquire()
             request._load_seconds = load_seconds  # type: ignore[attr-defined]
-            self._incoming.put(request)
+            if not self._slots.acquire(blocking=False):  # the batch is full: let those with a row go first
+                if ready:
+                    self._incoming.put(ready)
+                    ready = []
+                self._slots.acquire()
+            ready.append(request)
+        if ready:
+            self._incoming.put(ready)
 
     # -- the decode loop (one thread owns the model) --
 
@@ -103,15 +114,15 @@ class ContinuousBackend:
         while True:
             arrived: list[InferenceRequest] = []
             if batch is None or not len(batch) or loaded is None:
-                request = self._incoming.get()  # idle: sleep until a request comes
+                arrived = self._incoming.get()  # idle: sleep until a request comes
                 try:
                     loaded = self.service.loaded_model()
                 except ModelUnavailable as exc:  # unloaded between the worker's load() and now
-                    self._release(request, error=exc)
+                    for request in arrived:
+                        self._release(request, error=exc)
                     continue
                 if batch is None or batch.model is not loaded.model:
                     batch = DecodeBatch(loaded.model)
-                arrived.append(request)
             try:
                 with torch.inference_mode():
                     self._admit_waiting(batch, loaded, arrived)
@@ -125,56 +136,80 @@ class ContinuousBackend:
                 batch = None
 
     def _admit_waiting(self, batch: DecodeBatch, loaded: LoadedModel, arrived: list[InferenceRequest]) -> None:
-        """Admit what arrived since the last step (each request is prefilled once, then joins the batch)."""
+        """Admit everything that arrived since the last step: the causal requests in one prefill forward."""
         while True:
-            if arrived:
-                request = arrived.pop(0)
-            else:
-                try:
-                    request = self._incoming.get_nowait()
-                except queue.Empty:
-                    return
+            try:
+                arrived.extend(self._incoming.get_nowait())
+            except queue.Empty:
+                break
+        joining: list[InferenceRequest] = []
+        for request in arrived:
             if request.cancelled:
                 self._release(request, result=self._result(request, loaded, [], "cancelled", 0, time.perf_counter()))
             elif loaded.kind != "causal" or request.params.num_beams > 1:
                 self._run_static(request)
             else:
-                try:
-                    self._admit(batch, loaded, request)
-                except Exception as exc:
-                    self._release(request, error=ModelUnavailable(GENERATION_FAILED.format(detail=type(exc).__name__)))
-                    raise
+                joining.append(request)
+        if joining:
+            try:
+                self._admit(batch, loaded, joining)
+            except Exception as exc:
+                error = ModelUnavailable(GENERATION_FAILED.format(detail=type(exc).__name__))
+                for request in joining:
+                    if not request.finished:
+                        self._release(request, error=error)
+                raise
 
-    def _admit(self, batch: DecodeBatch, loaded: LoadedModel, request: InferenceRequest) -> None:
-        import torch
+    def _admit(self, batch: DecodeBatch, loaded: LoadedModel, requests: list[InferenceRequest]) -> None:
+        """Prefill ``requests`` together (one forward), stream each one's first token, and join the batch."""
 
         started = time.perf_counter()
-        input_ids = self.service.encode_prompt(loaded, request.prompt)["input_ids"]
-        kv, logits = batch.prefill(input_ids)
+        encoded: list[tuple[InferenceRequest, torch.Tensor]] = []
+        for request in requests:
+            try:
+                ids = self.service.encode_prompt(loaded, request.prompt, messages=request.messages)["input_ids"][0]
+            except Exception as exc:  # a chat template that refuses the conversation: this request fails alone
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                self._release(request, error=InvalidPrompt(PROMPT_NOT_ENCODABLE.format(detail=detail)))
+                continue
+            encoded.append((request, ids))
+        if not encoded:
+            return
+        prefilled, logits = batch.prefill([ids for _, ids in encoded])
+        self.prefills += 1
+        self.largest_prefill = max(self.largest_prefill, len(encoded))
+        rows = [self._new_row(request, ids, started) for request, ids in encoded]
+        staying = [
+            index for index, token in enumerate(next_tokens(logits, rows)) if self._accept(rows[index], token, loaded)
+        ]
+        batch.admit([rows[index] for index in staying], prefilled.select(staying))
+        self.largest_batch = max(self.largest_batch, len(batch))
+
+    @staticmethod
+    def _new_row(request: InferenceRequest, input_ids: torch.Tensor, started: float) -> LiveRow:
+        import torch
+
         generator = None
         if request.params.do_sample and request.params.seed is not None:
             generator = torch.Generator(device=input_ids.device).manual_seed(request.params.seed)
         length = int(input_ids.shape[-1])
-        row = LiveRow(
+        return LiveRow(
             request=request,
             prompt_tokens=length,
             position=length,
             last_token=0,
             started=started,
-            seen=input_ids[0].clone(),
+            seen=input_ids.clone(),
             generator=generator,
         )
-        if self._accept(row, next_token(logits, row), loaded):
-            batch.admit(row, kv)
-            self.largest_batch = max(self.largest_batch, len(batch))
 
     def _decode_step(self, batch: DecodeBatch, loaded: LoadedModel) -> None:
         logits = batch.step()
         self.steps += 1
         finished = []
-        for index, row in enumerate(batch.rows):
+        for index, (row, token) in enumerate(zip(batch.rows, next_tokens(logits, batch.rows), strict=True)):
             row.position += 1
-            if not self._accept(row, next_token(logits[index], row), loaded):
+            if not self._accept(row, token, loaded):
                 finished.append(index)
         batch.drop(finished)
 
@@ -240,7 +275,7 @@ class ContinuousBackend:
         request: InferenceRequest,
         *,
         result: GenerationResult | None = None,
-        error: ModelUnavailable | None = None,
+        error: DomainError | None = None,
     ) -> None:
         try:
             request._finish(result=result, error=error)

@@ -2,6 +2,12 @@
 
 Used by the decode loop in ``engines.continuous``; each row keeps its own positions, attention mask,
 settings and seeded generator.
+
+Cost per step is kept to what ``generate()`` itself pays: the batch keeps one ``DynamicCache`` from step to
+step (rebuilding it each step copied every layer's keys and values once more), prompts that arrive together
+are prefilled in one forward (left-padded, their own positions, only the last position's logits), and
+greedy rows pick their tokens with one ``argmax`` over the whole batch. (Preallocating spare cache columns
+instead of concatenating saved the copy but made attention over the strided views slower: not kept.)
 """
 
 from __future__ import annotations
@@ -36,72 +42,105 @@ class LiveRow:
         return self.request.params
 
 
+@dataclass
+class Prefilled:
+    """Prompts prefilled together: their cache (``[n, heads, L, dim]`` per layer) and ``[n, L]`` padding mask."""
+
+    cache: Any  # transformers.DynamicCache
+    mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    def select(self, indices: Sequence[int]) -> Prefilled:
+        """Only the rows ``indices`` (the others ended on their first token), leading all-padding columns trimmed."""
+        import torch
+
+        if len(indices) == len(self):
+            return self
+        selector = torch.tensor(list(indices), dtype=torch.long, device=self.mask.device)
+        mask = self.mask.index_select(0, selector)
+        start = _first_used_column(mask)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, selector)[:, :, start:]
+            layer.values = layer.values.index_select(0, selector)[:, :, start:]
+        return Prefilled(self.cache, mask[:, start:])
+
+
 class DecodeBatch:
-    """The rows decoding together: per-layer keys/values ``[rows, heads, T, dim]``, a ``[rows, T]`` mask."""
+    """The rows decoding together: one ``DynamicCache`` (per layer ``[rows, heads, T, dim]``), a ``[rows, T]`` mask."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
+        self.cache: Any = None  # transformers.DynamicCache, kept across steps
         self.mask: torch.Tensor | None = None
         self.rows: list[LiveRow] = []
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def prefill(self, input_ids: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
-        """One forward over a single prompt ``[1, L]``: its per-layer (keys, values) and last logits ``[V]``."""
+    def prefill(self, prompts: Sequence[torch.Tensor]) -> tuple[Prefilled, torch.Tensor]:
+        """One forward over the prompts (1-D id tensors), left-padded: their cache and last logits ``[n, V]``.
+
+        Each row gets the positions an unbatched run gives it (0 at its first real token), padding is masked
+        out, and only the last position goes through the output head.
+        """
         import torch
         from transformers.cache_utils import DynamicCache
 
+        device = prompts[0].device
+        width = max(int(ids.shape[-1]) for ids in prompts)
+        input_ids = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+        for index, ids in enumerate(prompts):
+            length = int(ids.shape[-1])
+            input_ids[index, width - length :] = ids
+            mask[index, width - length :] = 1
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache()
-        output = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache, use_cache=True)
-        layers: list[Any] = list(cache.layers)  # DynamicLayer: keys/values are set once the forward ran
-        return [(layer.keys, layer.values) for layer in layers], cast("torch.Tensor", output.logits[0, -1])
-
-    def admit(self, row: LiveRow, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Join ``row`` (its prefilled cache ``kv``) to the batch, left-padding whichever side is shorter."""
-        import torch
-
-        length = int(kv[0][0].shape[2])
-        ones = torch.ones((1, length), dtype=torch.long, device=kv[0][0].device)
-        if self.mask is None:
-            self.keys, self.values = [k for k, _ in kv], [v for _, v in kv]
-            self.mask, self.rows = ones, [row]
-            return
-        width = max(int(self.mask.shape[1]), length)
-        self.keys = [
-            torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, (b, _) in zip(self.keys, kv, strict=True)
-        ]
-        self.values = [
-            torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, (_, b) in zip(self.values, kv, strict=True)
-        ]
-        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(ones, width)])
-        self.rows.append(row)
-
-    def step(self) -> torch.Tensor:
-        """One decode step for every row: feed each row's last token; return the next-token logits ``[rows, V]``."""
-        import torch
-        from transformers.cache_utils import DynamicCache
-
-        assert self.mask is not None
-        device = self.mask.device
-        count, width = len(self.rows), int(self.mask.shape[1])
-        input_ids = torch.tensor([[row.last_token] for row in self.rows], dtype=torch.long, device=device)
-        positions = torch.tensor([[row.position] for row in self.rows], dtype=torch.long, device=device)
-        mask = torch.cat([self.mask, torch.ones((count, 1), dtype=torch.long, device=device)], dim=1)
-        cache = DynamicCache(ddp_cache_data=list(zip(self.keys, self.values, strict=True)))
         output = self.model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
             cache=cache,
-            cache_position=torch.tensor([width], device=device),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return Prefilled(cache, mask), cast("torch.Tensor", output.logits[:, -1])
+
+    def admit(self, rows: Sequence[LiveRow], prefilled: Prefilled) -> None:
+        """Join ``rows`` (prefilled together) to the batch, left-padding whichever side is shorter."""
+        import torch
+
+        assert len(rows) == len(prefilled)
+        if not rows:
+            return
+        if self.mask is None:
+            self.cache, self.mask, self.rows = prefilled.cache, prefilled.mask, list(rows)
+            return
+        width = max(int(self.mask.shape[1]), int(prefilled.mask.shape[1]))
+        for layer, joining in zip(self.cache.layers, prefilled.cache.layers, strict=True):
+            layer.keys = torch.cat([_pad_left(layer.keys, width), _pad_left(joining.keys, width)])
+            layer.values = torch.cat([_pad_left(layer.values, width), _pad_left(joining.values, width)])
+        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(prefilled.mask, width)])
+        self.rows.extend(rows)
+
+    def step(self) -> torch.Tensor:
+        """One decode step for every row: feed each row's last token; return the next-token logits ``[rows, V]``."""
+        import torch
+
+        assert self.mask is not None
+        device = self.mask.device
+        input_ids = torch.tensor([[row.last_token] for row in self.rows], dtype=torch.long, device=device)
+        positions = torch.tensor([[row.position] for row in self.rows], dtype=torch.long, device=device)
+        mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
+        output = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=self.cache,
             use_cache=True,
         )
-        layers: list[Any] = list(cache.layers)
-        self.keys = [layer.keys for layer in layers]
-        self.values = [layer.values for layer in layers]
         self.mask = mask
         return cast("torch.Tensor", output.logits[:, -1])
 
@@ -111,19 +150,25 @@ class DecodeBatch:
 
         if not indices:
             return
-        keep = [index for index in range(len(self.rows)) if index not in set(indices)]
+        gone = set(indices)
+        keep = [index for index in range(len(self.rows)) if index not in gone]
         if not keep:
-            self.keys, self.values, self.mask, self.rows = [], [], None, []
+            self.cache, self.mask, self.rows = None, None, []
             return
         assert self.mask is not None
         selector = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         mask = self.mask.index_select(0, selector)
-        used = mask.any(dim=0).nonzero()
-        start = int(used[0]) if used.numel() else 0
-        self.keys = [k.index_select(0, selector)[:, :, start:] for k in self.keys]
-        self.values = [v.index_select(0, selector)[:, :, start:] for v in self.values]
+        start = _first_used_column(mask)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, selector)[:, :, start:]
+            layer.values = layer.values.index_select(0, selector)[:, :, start:]
         self.mask = mask[:, start:]
         self.rows = [self.rows[index] for index in keep]
+
+
+def _first_used_column(mask: torch.Tensor) -> int:
+    used = mask.any(dim=0).nonzero()
+    return int(used[0]) if used.numel() else 0
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
@@ -141,6 +186,13 @@ def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
 
     missing = width - int(mask.shape[1])
     return mask if missing <= 0 else torch.cat([mask.new_zeros((mask.shape[0], missing)), mask], dim=1)
+
+
+def next_tokens(logits: torch.Tensor, rows: Sequence[LiveRow]) -> list[int]:
+    """Each row's next token from the batch's logits ``[rows, V]``: plain greedy rows share one ``argmax``."""
+    plain = [not row.params.do_sample and row.params.repetition_penalty == 1.0 for row in rows]
+    greedy: list[int] = logits.argmax(dim=-1).tolist() if any(plain) else []
+    return [greedy[index] if plain[index] else next_token(logits[index], row) for index, row in enumerate(rows)]
 
 
 def next_token(logits: torch.Tensor, row: LiveRow) -> int:

@@ -93,7 +93,13 @@ def no_binary(bundled_default: SettingsWrapper, tmp_path: Path, monkeypatch: pyt
 
 def test_defaults_are_auto_with_eight_slots() -> None:
     parsed = _settings()
-    assert (parsed.engine, parsed.llama_slots, parsed.llama_ctx, parsed.openai_api) == ("auto", 8, 8192, "chat")
+    assert (parsed.engine, parsed.llama_slots, parsed.llama_ctx, parsed.openai_api) == ("auto", 8, 16384, "chat")
+
+
+def test_the_default_context_gives_each_slot_2048_tokens_whatever_the_slot_count() -> None:
+    """A 1024-token answer (the most max_new_tokens allows) must fit in a slot next to its prompt."""
+    assert _settings(llama_slots="16").llama_ctx == 16 * 2048
+    assert _settings(llama_slots="3", llama_ctx="4096").llama_ctx == 4096  # an explicit LLAMA_CTX wins
 
 
 def test_bad_engine_names_the_variable_and_the_choices() -> None:

@@ -92,6 +92,29 @@ def test_greedy_rows_joining_mid_batch_match_unbatched_generate_token_for_token(
     assert backend.largest_batch >= 2
 
 
+def test_rows_that_arrive_together_are_prefilled_in_one_forward_and_match_unbatched_generate(
+    causal_service: NLPService, engine: tuple[ModelWorker, ContinuousBackend, dict[str, list[int]]]
+) -> None:
+    worker, backend, finished = engine
+    running = worker.submit(PROMPTS[3], GenerationParams(max_new_tokens=30, do_sample=False))
+    _first_tokens(running, 2)  # the group joins a batch that is already decoding
+    lengths = (20, 1, 12, 20)  # one row ends on its first token: the others join without it
+    group = [
+        InferenceRequest(prompt=prompt, params=GenerationParams(max_new_tokens=length, do_sample=False))
+        for prompt, length in zip((PROMPTS[0], PROMPTS[1], PROMPTS[2], PROMPTS[5]), lengths, strict=True)
+    ]
+    prefills_before = backend.prefills
+    backend.run_batch(group, load_seconds=0.0)  # one call: the loop takes the four requests at once
+    for request in [*group, running]:
+        request.wait(30)
+        assert finished[request.id] == unbatched_ids(causal_service, request.prompt, request.params), request.prompt
+    assert backend.largest_prefill == 4
+    assert backend.prefills == prefills_before + 1
+    assert [request.result.output_tokens for request in group if request.result] == [
+        len(finished[request.id]) for request in group
+    ]
+
+
 def test_repetition_penalty_matches_unbatched_generate(
     causal_service: NLPService, engine: tuple[ModelWorker, ContinuousBackend, dict[str, list[int]]]
 ) -> None:
