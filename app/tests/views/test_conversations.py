@@ -415,7 +415,9 @@ def v1_with(client: Client, model: str, messages: list[dict[str, str]]) -> dict[
 def test_the_detail_page_links_to_its_conversation_even_for_a_record_from_before_threads(client: Client) -> None:
     scope = scope_of(client)
     root, follow = seed_chain(scope, ["first", "second"])
-    legacy = Interaction(prompt="old", output="old answer", model="tiny", task="text-generation", **scope.owner_fields())
+    legacy = Interaction(
+        prompt="old", output="old answer", model="tiny", task="text-generation", **scope.owner_fields()
+    )
     legacy_doc = to_document(legacy)
     legacy_doc.pop("conversation_id")
     get_repository().collection.insert_one(legacy_doc)
