@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from app.errors import MODEL_UNAVAILABLE, ModelUnavailable
+from app.services.model_loading import MODEL_LOAD_LOCK
 from django_hf_ml.choices import BUNDLED_MODEL_ID
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,9 @@ def _convert_to_folder(gguf_path: Path, destination: Path) -> None:
     logger.info("Converting bundled SmolLM2 from %s (one-time, ~20 s)", gguf_path)
     started = time.perf_counter()
     folder, file_name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name, dtype=torch.float32)
+    with MODEL_LOAD_LOCK:  # from_pretrained changes process-wide torch state (app/services/model_loading.py)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file_name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file_name, dtype=torch.float32)
     logger.info("Bundled SmolLM2 de-quantized in %.1fs, saving", time.perf_counter() - started)
 
     config = copy.deepcopy(gguf_model.config)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from app.domain.generation import FinishReason, ModelKind
+from app.services.model_loading import MODEL_LOAD_LOCK
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -70,13 +71,14 @@ def from_pretrained_cache_first(auto_class: Any, source: str, **kwargs: Any) -> 
     Without this, a cached hub id still sends HEAD requests, which retry for ~45 s when offline.
     """
     kwargs = {name: value for name, value in kwargs.items() if value is not None}
-    try:
-        return auto_class.from_pretrained(source, local_files_only=True, **kwargs)
-    except OSError:
-        if os.path.isdir(source):
-            raise
-    logger.info("%s is not in the Hugging Face cache; trying to download it", source)
-    return auto_class.from_pretrained(source, **kwargs)
+    with MODEL_LOAD_LOCK:  # from_pretrained changes process-wide torch state (app/services/model_loading.py)
+        try:
+            return auto_class.from_pretrained(source, local_files_only=True, **kwargs)
+        except OSError:
+            if os.path.isdir(source):
+                raise
+        logger.info("%s is not in the Hugging Face cache; trying to download it", source)
+        return auto_class.from_pretrained(source, **kwargs)
 
 
 def describe_failure(exc: Exception, kind: ModelKind) -> str:

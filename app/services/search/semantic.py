@@ -20,6 +20,7 @@ import numpy as np
 from django.conf import settings
 
 from app.domain.search import tokenize
+from app.services.model_loading import MODEL_LOAD_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ class MiniLMEmbedder:
             try:
                 from transformers import AutoModel, AutoTokenizer
 
-                tokenizer = AutoTokenizer.from_pretrained(str(folder))
-                model = AutoModel.from_pretrained(str(folder))
+                with MODEL_LOAD_LOCK:  # from_pretrained changes process-wide torch state
+                    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                    model = AutoModel.from_pretrained(str(folder))
             except (OSError, ValueError, ImportError) as exc:
                 raise EmbedderUnavailable(f"{MINILM_NAME} could not be loaded from {folder}: {exc}") from exc
             model.eval()
