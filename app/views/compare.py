@@ -9,7 +9,6 @@ from the history's checkboxes) shows the word diff of two of the visitor's answe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -18,7 +17,6 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url, reswap, retarget
 
@@ -33,7 +31,7 @@ from app.services.interactions import get_interaction, recent_interactions
 from app.services.stream_follow import FeedEvent, RunningAnswer, answer_for_page, follow, running
 from app.views._htmx import HtmxHttpRequest, renders_problems, vary_on_htmx
 from app.views._visitor import visitor_scope
-from app.views.stream import KEEPALIVE_SECONDS, STATUS_QUEUED, STATUS_STARTED, sse
+from app.views.stream import KEEPALIVE_SECONDS, relay
 
 COMPARE = "app/compare.html"
 COMPARISON = "app/comparison.html"
@@ -92,7 +90,7 @@ async def compare_events(request: HtmxHttpRequest, stream_id: str) -> HttpRespon
     """One column's SSE feed: like the prompt page's, but its ``done`` is the column of the stored answer."""
     scope = await sync_to_async(visitor_scope)(request)
     feed = follow(stream_id, scope, offset=resume_offset(request), keepalive=KEEPALIVE_SECONDS)
-    response = StreamingHttpResponse(_relay(request, feed), content_type="text/event-stream")
+    response = StreamingHttpResponse(relay(request, feed, _render_end), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
@@ -176,22 +174,6 @@ def _stored_column(request: HtmxHttpRequest, answer: Interaction) -> dict[str, A
     if isinstance(found, RunningAnswer):
         return {"id": answer.id, "model": answer.model, "answer": None, "feed": found}
     return _column(found)
-
-
-async def _relay(request: HtmxHttpRequest, feed: AsyncIterator[FeedEvent]) -> AsyncIterator[str]:
-    yield ": stream open\n\n"
-    async for event in feed:
-        if event.kind == "keepalive":
-            yield ": keep-alive\n\n"
-        elif event.kind == "end":
-            yield sse("done", await sync_to_async(_render_end)(request, event), event_id=event.offset)
-            return
-        elif event.kind == "text":
-            yield sse("token", escape(event.text), event_id=event.offset)
-        elif event.phase == "queued":
-            yield sse("queued", escape(STATUS_QUEUED.format(position=event.position)), event_id=event.offset)
-        else:
-            yield sse("started", STATUS_STARTED, event_id=event.offset)
 
 
 def _render_end(request: HtmxHttpRequest, event: FeedEvent) -> str:

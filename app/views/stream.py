@@ -14,7 +14,7 @@ itself still posts to ``/prompt/``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -74,7 +74,8 @@ def regenerate(request: HtmxHttpRequest, interaction_id: str) -> HttpResponse:
 async def stream_events(request: HtmxHttpRequest, stream_id: str) -> HttpResponseBase:
     """The SSE feed of one stream: ``queued``/``started`` status, ``token`` deltas, then ``done``."""
     scope = await sync_to_async(visitor_scope)(request)
-    events = _relay(request, follow(stream_id, scope, offset=resume_offset(request), keepalive=KEEPALIVE_SECONDS))
+    feed = follow(stream_id, scope, offset=resume_offset(request), keepalive=KEEPALIVE_SECONDS)
+    events = relay(request, feed, _render_end)
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
@@ -110,13 +111,18 @@ def _start(request: HtmxHttpRequest, ask: Ask) -> HttpResponse:
     return push_url(render(request, f"{INDEX}#stream", {"feed": running(stream)}), _answer_url(stream.id))
 
 
-async def _relay(request: HtmxHttpRequest, feed: AsyncIterator[FeedEvent]) -> AsyncIterator[str]:
+async def relay(
+    request: HtmxHttpRequest,
+    feed: AsyncIterator[FeedEvent],
+    render_end: Callable[[HtmxHttpRequest, FeedEvent], str],
+) -> AsyncIterator[str]:
+    """An answer feed as SSE messages; the end is rendered by ``render_end`` (the page's or a compare column's)."""
     yield ": stream open\n\n"
     async for event in feed:
         if event.kind == "keepalive":
             yield ": keep-alive\n\n"
         elif event.kind == "end":
-            yield sse("done", await sync_to_async(_render_end)(request, event), event_id=event.offset)
+            yield sse("done", await sync_to_async(render_end)(request, event), event_id=event.offset)
             return
         else:
             yield _event_message(event)
