@@ -3,6 +3,19 @@
 (function () {
   "use strict";
 
+  // Shared by the other scripts (loaded after this one): is the visitor typing into a field, where a
+  // single-key shortcut must not fire?
+  window.djangoHfMl = window.djangoHfMl || {};
+  window.djangoHfMl.isTyping = function (target) {
+    if (!(target instanceof Element)) return false;
+    if (target.isContentEditable) return true;
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
+    if (target instanceof HTMLInputElement) {
+      return !/^(checkbox|radio|button|submit|reset|file|range|color)$/.test(target.type);
+    }
+    return false;
+  };
+
   function isSubmitShortcut(event) {
     return event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.isComposing;
   }

@@ -12,15 +12,7 @@
     return document.querySelector("#prompt-form textarea[name=prompt]");
   }
 
-  function isTyping(target) {
-    if (!(target instanceof Element)) return false;
-    if (target.isContentEditable) return true;
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
-    if (target instanceof HTMLInputElement) {
-      return !/^(checkbox|radio|button|submit|reset|file|range|color)$/.test(target.type);
-    }
-    return false;
-  }
+  var isTyping = window.djangoHfMl.isTyping; // app.js: keys never fire while the visitor types
 
   // Forget the earlier turns: the next prompt starts a new conversation.
   function newConversation() {

@@ -12,15 +12,7 @@
   var detailPushed = false;
   var focusAfterLoadMore = false;
 
-  function isTyping(target) {
-    if (!(target instanceof Element)) return false;
-    if (target.isContentEditable) return true;
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
-    if (target instanceof HTMLInputElement) {
-      return !/^(checkbox|radio|button|submit|reset|file|range|color)$/.test(target.type);
-    }
-    return false;
-  }
+  var isTyping = window.djangoHfMl.isTyping; // app.js: keys never fire while the visitor types
 
   function composing(event) {
     return event.isComposing || event.keyCode === 229;

@@ -6,15 +6,7 @@
 
   var focusAfterSwap = null;
 
-  function isTyping(target) {
-    if (!(target instanceof Element)) return false;
-    if (target.isContentEditable) return true;
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
-    if (target instanceof HTMLInputElement) {
-      return !/^(checkbox|radio|button|submit|reset|file|range|color)$/.test(target.type);
-    }
-    return false;
-  }
+  var isTyping = window.djangoHfMl.isTyping; // app.js: keys never fire while the visitor types
 
   // The interaction the keys act on: the focused (or selected) history row, else the one shown.
   function current() {
