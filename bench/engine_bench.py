@@ -16,15 +16,20 @@ Measured in one run, alternating app and raw so a busy machine shifts both alike
 2. total throughput with 8 concurrent clients — goal app/raw ≥ 0.8×;
 3. open-loop Poisson arrivals with lengths drawn from 24–160 tokens, at each ``--loads`` fraction (35 % and
    70 % by default) of the raw server's measured 8-client capacity: p95 time to the first token / that
-   side's idle time to the first token — goal ≤ 3× on the app (the default engine);
+   side's idle time to the first token — goal ≤ 3× on the app (the default engine). The prompts cycle through
+   eight (llama-server's prompt cache may hold them), or with ``--fresh-prompts`` none was sent before, idle
+   requests included, so every first token pays for its whole prompt;
 4. memory: resident set of each llama-server, of this process, and (unless ``--skip-transformers``) of a
    fresh process holding the transformers engine's float32 copy of the same model;
 5./6. (unless ``--skip-transformers``) the transformers engine itself, static batcher vs continuous batching:
-   8-client throughput, and p95/idle first-token time under Poisson arrivals (goal ≤ 5×).
+   8-client throughput (one wave of equal 64-token answers, and 8 users in closed loops of 24–160-token
+   answers), and p95/idle first-token time under Poisson arrivals (goal ≤ 5×).
 
     .venv/bin/python bench/engine_bench.py             # ~2–3 minutes on 2 cores (+~30 s for transformers)
     .venv/bin/python bench/engine_bench.py --quick     # fewer repetitions
     .venv/bin/python bench/engine_bench.py --quick --skip-transformers --loads 0.35,0.7,0.9
+    .venv/bin/python bench/engine_bench.py --skip-transformers --fresh-prompts   # no prompt-cache hits
+    .venv/bin/python bench/engine_bench.py --transformers-only  # sections 5 and 6
 """
 
 from __future__ import annotations
@@ -46,7 +51,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from load_shapes import PROMPTS, Client, Sample, concurrent_throughput, decode_ms, idle_ttft, p95, poisson_ttfts  # noqa: E402
+from load_shapes import (  # noqa: E402
+    PROMPTS,
+    Client,
+    Sample,
+    closed_loop_throughput,
+    concurrent_throughput,
+    decode_ms,
+    idle_ttft,
+    p95,
+    poisson_ttfts,
+)
 
 from app.services.engines.sidecar import LlamaSidecar, SidecarConfig  # noqa: E402
 
@@ -145,7 +160,7 @@ def service_client(service: object) -> Client:
     return run
 
 
-def transformers_section(arrivals: int) -> None:
+def transformers_section(arrivals: int, requests_each: int) -> None:
     """Static batcher vs continuous batching on the transformers engine (float32, the same bundled model)."""
     from app.services.bundled_model import ensure_bundled_model
     from app.services.engines.continuous import use_continuous_batching
@@ -163,16 +178,25 @@ def transformers_section(arrivals: int) -> None:
         service.warm_up()
     for client in clients.values():
         client(PROMPTS[0], 8)
-    throughput = {}
+    wave: dict[str, list[float]] = {label: [] for label in clients}
+    loops: dict[str, list[float]] = {label: [] for label in clients}
+    for _ in range(2):  # alternate, so a busy moment of the machine falls on both sides alike
+        for label, client in clients.items():
+            wave[label].append(concurrent_throughput(client, 8, 64))
     for label, client in clients.items():
-        throughput[label] = concurrent_throughput(client, 8, 64)
-    ratio = throughput["continuous"] / throughput["static"]
-    print(
-        f"5. transformers, 8 clients x 64 tokens: static {throughput['static']:.0f} tokens/s, continuous "
-        f"{throughput['continuous']:.0f} tokens/s → {ratio:.2f}×",
-        flush=True,
-    )
-    rate = 0.7 * min(throughput.values()) / ((24 + 160) / 2)
+        loops[label].append(closed_loop_throughput(client, 8, requests_each, seed=5))
+    shapes = {
+        "8 clients x 64 tokens, one wave": wave,
+        f"8 clients x {requests_each} requests each, 24–160 tokens, closed loop": loops,
+    }
+    for shape, figures in shapes.items():
+        static_tps, continuous_tps = statistics.median(figures["static"]), statistics.median(figures["continuous"])
+        print(
+            f"5. transformers, {shape}: static {static_tps:.0f} tokens/s, continuous {continuous_tps:.0f} tokens/s "
+            f"→ {continuous_tps / static_tps:.2f}×",
+            flush=True,
+        )
+    rate = 0.7 * min(statistics.median(values) for values in wave.values()) / ((24 + 160) / 2)
     for label, client in clients.items():
         idle = idle_ttft(client, 4)
         ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
@@ -217,6 +241,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-transformers", action="store_true", help="no transformers memory / batching figures")
+    parser.add_argument(
+        "--fresh-prompts",
+        action="store_true",
+        help="section 3 with prompts no request sent before (no prompt-cache hits), idle time measured alike",
+    )
+    parser.add_argument("--transformers-only", action="store_true", help="only sections 5 and 6 (no llama-server)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--loads", default="0.35,0.7", help="Poisson loads, fractions of the raw 8-client capacity")
     args = parser.parse_args()
@@ -241,6 +271,9 @@ def main() -> int:
     django.setup()
     from django.conf import settings
 
+    if args.transformers_only:
+        transformers_section(max(8, arrivals // 2), 2 if args.quick else 3)
+        return 0
     from app.services.engines.choice import close_engine_services, find_binary
     from app.services.engines.llamacpp import LlamaCppService
     from app.services.model_registry import service_for
@@ -288,14 +321,18 @@ def main() -> int:
         defaults.ensure_started()
         sides = {"app": app, "raw": baseline, "raw-defaults": raw_client(defaults.port)}
         sides["raw-defaults"](PROMPTS[0], 16)
-        idle = {label: idle_ttft(client, repeats + 2) for label, client in sides.items()}
-        for load in (float(value) for value in args.loads.split(",")):
+        # Fresh prompts: every side and every load gets its own never-seen prompts (seeds differ), lengths alike.
+        fresh = {label: (100 + number if args.fresh_prompts else None) for number, label in enumerate(sides)}
+        idle = {label: idle_ttft(client, repeats + 2, fresh_seed=fresh[label]) for label, client in sides.items()}
+        prompts = "fresh prompts" if args.fresh_prompts else "8 prompts in turn"
+        for round_number, load in enumerate(float(value) for value in args.loads.split(",")):
             rate = load * raw_tps / mean_length
             for label, client in sides.items():
-                ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12)
+                seed = None if fresh[label] is None else fresh[label] + 10 * (round_number + 1)
+                ttfts = poisson_ttfts(client, rate=rate, count=arrivals, seed=12, fresh_seed=seed)
                 print(
-                    f"3. Poisson {load:.0%} of raw capacity ({rate:.2f} req/s), {arrivals} requests, 24–160 tokens "
-                    f"({label}): idle first token {idle[label] * 1000:.1f} ms, p50 "
+                    f"3. Poisson {load:.0%} of raw capacity ({rate:.2f} req/s), {arrivals} requests, 24–160 tokens, "
+                    f"{prompts} ({label}): idle first token {idle[label] * 1000:.1f} ms, p50 "
                     f"{statistics.median(ttfts) * 1000:.1f} ms, p95 {p95(ttfts) * 1000:.1f} ms → "
                     f"{p95(ttfts) / idle[label]:.2f}× idle",
                     flush=True,
@@ -315,7 +352,7 @@ def main() -> int:
         if not args.skip_transformers:
             raw.stop()  # leave the cores to the transformers engine
             service.unload()
-            transformers_section(max(8, arrivals // 2))
+            transformers_section(max(8, arrivals // 2), 2 if args.quick else 3)
     finally:
         raw.close()
         if defaults is not None:
