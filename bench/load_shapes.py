@@ -94,13 +94,8 @@ def concurrent_throughput(client: Client, clients: int, max_tokens: int) -> floa
         with lock:
             samples.append(sample)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(sample.tokens for sample in samples) / (time.perf_counter() - started)
+    seconds = _in_threads(one, clients)
+    return sum(sample.tokens for sample in samples) / seconds
 
 
 def closed_loop_throughput(client: Client, clients: int, requests_each: int, *, seed: int) -> float:
@@ -115,13 +110,19 @@ def closed_loop_throughput(client: Client, clients: int, requests_each: int, *, 
         for turn, length in enumerate(plans[index]):
             tokens[index] += client(PROMPTS[(index + turn) % len(PROMPTS)], length).tokens
 
+    seconds = _in_threads(user, clients)
+    return sum(tokens) / seconds
+
+
+def _in_threads(work: Callable[[int], None], count: int) -> float:
+    """Run ``work(0)`` … ``work(count - 1)`` in as many threads at once; the seconds until all have ended."""
     started = time.perf_counter()
-    threads = [threading.Thread(target=user, args=(index,)) for index in range(clients)]
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(tokens) / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def idle_ttft(client: Client, repeats: int, *, fresh_seed: int | None = None) -> float:

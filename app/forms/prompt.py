@@ -82,6 +82,11 @@ class PromptForm(forms.Form):
         prompt.validators = [v for v in prompt.validators if not isinstance(v, ProhibitNullCharactersValidator)]
         self.fields["model"].widget.choices = [(spec.id, spec.label) for spec in offered_models()]
 
+    @property
+    def param_fields(self) -> list[forms.BoundField]:
+        """The fields under "Parameters": the model and the decoding settings (not the prompt, not hidden ones)."""
+        return [field for field in self if field.name != "prompt" and not field.is_hidden]
+
     def clean_model(self) -> str | None:
         model = (self.cleaned_data.get("model") or "").strip()
         try:

@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -117,3 +118,31 @@ def _isolated_outbox(settings: SettingsWrapper, tmp_path: Path) -> Iterator[None
     outbox.reset_outbox()
     yield
     outbox.reset_outbox()
+
+
+@pytest.fixture
+def fresh_generation_state() -> Iterator[None]:
+    """After the test: no live streams, rate-limit counters or cached answers carried into the next one."""
+    from app.services import answer_cache, generation, rate_limit
+
+    yield
+    generation.reset_streams()
+    rate_limit.reset_rate_limits()
+    answer_cache.reset_cache()
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """The conversation (``ChatTurn``s) every request handed to the (tiny, real) model carried, in order;
+    recorded by wrapping ``NLPService.submit`` in this process (where a live ASGI server runs too)."""
+    from app.services.engines.transformers_service import NLPService
+
+    seen: list[tuple[Any, ...]] = []
+    original = NLPService.submit
+
+    def spy(self: NLPService, prompt: str, params: Any, **kwargs: Any) -> Any:
+        seen.append(tuple(kwargs.get("messages") or ()))
+        return original(self, prompt, params, **kwargs)
+
+    monkeypatch.setattr(NLPService, "submit", spy)
+    return seen

@@ -14,36 +14,14 @@ import pytest
 from playwright.sync_api import Page, expect
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from app.domain.generation import ChatTurn, GenerationParams
-from app.services import answer_cache, generation, nlp_service, rate_limit
-from app.services.engines.transformers_service import NLPService
+from app.domain.generation import ChatTurn
+from app.services import nlp_service
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
 from app.tests.browser.axe import assert_accessible
 from app.tests.conftest_browser import AsgiLiveServer
 
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings")]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    yield
-    generation.reset_streams()
-    rate_limit.reset_rate_limits()
-    answer_cache.reset_cache()
-
-
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ChatTurn, ...]]:
-    seen: list[tuple[ChatTurn, ...]] = []
-    original = NLPService.submit
-
-    def spy(self: NLPService, prompt: str, params: GenerationParams, **kwargs: Any) -> Any:
-        seen.append(tuple(kwargs.get("messages") or ()))
-        return original(self, prompt, params, **kwargs)
-
-    monkeypatch.setattr(NLPService, "submit", spy)
-    return seen
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_settings", "fresh_generation_state")]
 
 
 def send(page: Page, prompt: str, *, timeout: float = 5_000) -> None:

@@ -31,7 +31,7 @@ from app.forms.compare import (
     ONLY_ONE_MODEL,
     CompareForm,
 )
-from app.services import answer_cache, comparisons, generation, model_registry, rate_limit
+from app.services import comparisons, generation, model_registry
 from app.services.mongo_repo import get_repository
 from app.tests.views.test_stream import HTMX, parse_events
 
@@ -59,11 +59,8 @@ def three_models(settings: SettingsWrapper, two_models: list[str], tiny_t5_model
 
 
 @pytest.fixture(autouse=True)
-def _fresh_serving_state() -> Iterator[None]:
+def _fresh_serving_state(fresh_generation_state: None) -> Iterator[None]:
     yield
-    generation.reset_streams()
-    rate_limit.reset_rate_limits()
-    answer_cache.reset_cache()
     model_registry.reset_tracker()
 
 

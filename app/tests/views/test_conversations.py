@@ -5,7 +5,6 @@ and the refusals (foreign, unknown, malformed, still running, too deep) that cha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,41 +14,18 @@ from django.test import Client
 
 from app.domain.conversation import MAX_TURNS, THREAD_IDS_INVALID, build_thread, parse_thread_ids
 from app.domain.filters import HistoryFilter
-from app.domain.generation import ChatTurn, GenerationParams
+from app.domain.generation import ChatTurn
 from app.domain.interaction import STATUS_PENDING, Interaction, Scope
 from app.errors import CONVERSATION_TOO_LONG, FOLLOW_UP_NOT_FOUND, FOLLOW_UP_NOT_READY
-from app.services import answer_cache, generation, history, history_import, rate_limit
+from app.services import history, history_import
 from app.services.context_window import estimate_tokens, fit, meter_for
-from app.services.engines.transformers_service import NLPService
 from app.services.model_registry import service_for
 from app.services.mongo_documents import to_document
 from app.services.mongo_repo import get_repository
 from app.views._visitor import VISITOR_KEY
 
-pytestmark = pytest.mark.usefixtures("app_settings")
+pytestmark = pytest.mark.usefixtures("app_settings", "fresh_generation_state")
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    yield
-    generation.reset_streams()
-    rate_limit.reset_rate_limits()
-    answer_cache.reset_cache()
-
-
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ChatTurn, ...]]:
-    """The conversation every request handed to the (tiny, real) model carried."""
-    seen: list[tuple[ChatTurn, ...]] = []
-    original = NLPService.submit
-
-    def spy(self: NLPService, prompt: str, params: GenerationParams, **kwargs: Any) -> Any:
-        seen.append(tuple(kwargs.get("messages") or ()))
-        return original(self, prompt, params, **kwargs)
-
-    monkeypatch.setattr(NLPService, "submit", spy)
-    return seen
 
 
 def scope_of(client: Client) -> Scope:

@@ -15,7 +15,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from app.domain.generation import GenerationParams
 from app.errors import MODEL_NOT_OFFERED, PROMPT_EMPTY, STREAM_NOT_FOUND
-from app.services import answer_cache, generation, model_registry, rate_limit
+from app.services import answer_cache, generation, model_registry
 from app.services.engines.transformers_batch import LocalBackend
 from app.services.model_registry import service_for
 from app.services.mongo_repo import get_repository
@@ -29,11 +29,8 @@ EVENT = re.compile(r"event: (\w+)\n((?:data: .*\n)+)\n")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_serving_state() -> Iterator[None]:
+def _fresh_serving_state(fresh_generation_state: None) -> Iterator[None]:
     yield
-    generation.reset_streams()
-    rate_limit.reset_rate_limits()
-    answer_cache.reset_cache()
     model_registry.reset_tracker()
     LocalBackend.extra_logits_processors = ()
 
