@@ -246,8 +246,8 @@ def test_wsgi_import_with_a_missing_gpu_fails_naming_hf_device(tiny_causal_model
     )
     code = "import torch; torch.cuda.is_available = lambda: False; import django_hf_ml.wsgi"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "RuntimeUnavailable: HF_DEVICE=cuda:3 asks for a CUDA GPU" in result.stderr
+    assert result.returncode == 1, result.stderr[-4000:]
+    assert "RuntimeUnavailable: HF_DEVICE=cuda:3 asks for a CUDA GPU" in result.stderr, result.stderr[-4000:]
 
 
 def test_management_commands_do_not_load_the_model_even_with_hf_warmup(tiny_causal_model: Path, tmp_path: Path) -> None:
